@@ -1,0 +1,96 @@
+"""Config handling: IsaacGymEnvs' resolvers, validation of the composed config, devices and seeding."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from harness.errors import UserError
+
+PHYSICS_ENGINES = ("mjwarp", "physx")
+
+
+def register_resolvers() -> None:
+    """Register the resolvers that IsaacGymEnvs' YAML files use, under the same names."""
+    resolvers = {
+        "eq": lambda x, y: str(x).lower() == str(y).lower(),
+        "contains": lambda needle, haystack: str(needle).lower() in str(haystack).lower(),
+        "if": lambda pred, a, b: a if pred else b,
+        "resolve_default": lambda default, arg: default if arg == "" else arg,
+    }
+    for name, resolver in resolvers.items():
+        OmegaConf.register_new_resolver(name, resolver, replace=True)
+
+
+def prepare_config(cfg: DictConfig) -> DictConfig:
+    """Check the composed config, pick devices and seed; return it fully resolved."""
+    if cfg.physics_engine not in PHYSICS_ENGINES:
+        raise UserError(f"physics_engine={cfg.physics_engine} is unknown; use one of {', '.join(PHYSICS_ENGINES)}")
+    if cfg.physics_engine == "physx":
+        raise UserError("physics_engine=physx (Isaac Gym) is not supported yet; use physics_engine=mjwarp")
+    _check_num_envs(cfg.num_envs)
+    cfg.sim_device = choose_device(cfg.sim_device, "sim_device")
+    cfg.rl_device = choose_device(cfg.rl_device, "rl_device")
+    cfg.seed = set_seed(cfg.seed, cfg.torch_deterministic)
+    try:
+        OmegaConf.resolve(cfg)
+    except Exception as error:  # omegaconf raises several types; all mean a bad value in the config
+        raise UserError(f"the config does not resolve: {error}".splitlines()[0]) from None
+    _check_num_envs(cfg.task.env.numEnvs)
+    return cfg
+
+
+def _check_num_envs(num_envs) -> None:
+    if num_envs == "":
+        return
+    if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+        raise UserError(f"num_envs must be a whole number >= 1, got {num_envs!r}")
+
+
+def choose_device(device: str, key: str) -> str:
+    """Validate a torch device string; fall back from a default CUDA device to the CPU when there is none."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UserError(f"{key}={device} is not a device; use cuda:0, cuda:1, ... or cpu") from None
+    if parsed.type == "cpu":
+        return "cpu"
+    if parsed.type != "cuda":
+        raise UserError(f"{key}={device} is not supported; use cuda:N or cpu")
+    if not torch.cuda.is_available():
+        if _given_on_command_line(key):
+            raise UserError(f"{key}={device} was asked for, but this machine has no CUDA device; use {key}=cpu")
+        print(f"No CUDA device found: {key} falls back from {device} to cpu.")
+        return "cpu"
+    index = 0 if parsed.index is None else parsed.index
+    if index >= torch.cuda.device_count():
+        raise UserError(f"{key}={device}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return f"cuda:{index}"
+
+
+def _given_on_command_line(key: str) -> bool:
+    if not HydraConfig.initialized():
+        return False
+    return any(override.split("=", 1)[0].lstrip("+~") == key for override in HydraConfig.get().overrides.task)
+
+
+def set_seed(seed: int, torch_deterministic: bool = False) -> int:
+    """Seed Python, NumPy and torch; seed -1 draws a random one. Returns the seed used."""
+    if seed == -1:
+        seed = random.SystemRandom().randrange(0, 2**31 - 1)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if torch_deterministic:
+        # cuBLAS needs this workspace setting to be deterministic.
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True)
+    return seed

@@ -1,0 +1,48 @@
+"""A progress line a person can read at every epoch: epoch N/M, env steps/s, mean reward, time left."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from rl_games.common.algo_observer import AlgoObserver
+
+
+class ProgressObserver(AlgoObserver):
+    """Prints one line per epoch (rank 0) and logs env steps/s to TensorBoard."""
+
+    def after_init(self, algo) -> None:
+        self.algo = algo
+        self.start_time = self.last_time = time.perf_counter()
+        self.start_epoch = algo.epoch_num
+        self.last_frame = algo.frame
+        self.steps_per_s: list[float] = []  # one figure per epoch, read by bench/
+
+    def after_print_stats(self, frame: int, epoch_num: int, total_time: float) -> None:
+        # rl_games passes the frame count from before this epoch; its own counter is already updated.
+        now = time.perf_counter()
+        steps_per_s = (self.algo.frame - self.last_frame) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_frame = now, self.algo.frame
+        self.steps_per_s.append(steps_per_s)
+        self.algo.writer.add_scalar("performance/env_steps_per_s", steps_per_s, frame)
+        print(self.format_line(epoch_num, steps_per_s, now - self.start_time), flush=True)
+
+    def format_line(self, epoch: int, steps_per_s: float, elapsed: float) -> str:
+        max_epochs = self.algo.max_epochs
+        rewards = self.algo.game_rewards
+        reward = f"{rewards.get_mean()[0]:10.2f}" if rewards.current_size > 0 else f"{'-':>10}"
+        lengths = self.algo.game_lengths
+        length = f"{lengths.get_mean().item():6.0f}" if lengths.current_size > 0 else f"{'-':>6}"
+        done = epoch - self.start_epoch
+        left = elapsed / done * (max_epochs - epoch) if max_epochs > 0 and done > 0 else None
+        return (
+            f"epoch {epoch:>{len(str(max_epochs))}}/{max_epochs}"
+            f" | {steps_per_s:>11,.0f} steps/s"
+            f" | reward {reward} | ep len {length}"
+            f" | {_clock(elapsed)} elapsed"
+            + (f", {_clock(left)} left" if left is not None else "")
+        )
+
+
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))

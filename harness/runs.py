@@ -1,0 +1,45 @@
+"""The run folder runs/<experiment>/: config.yaml, nn/ (checkpoints), summaries/ (TensorBoard)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from harness.errors import UserError
+
+RUNS_DIR = Path("runs")
+
+
+def experiment_name(cfg: DictConfig) -> str:
+    """The `experiment` key, else the train config's name (which defaults to the task name)."""
+    name = cfg.experiment or cfg.train.params.config.name
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise UserError(f"experiment={name!r} cannot name a run folder; use letters, digits, '-', '_' or '.'")
+    return str(name)
+
+
+def prepare_run_dir(cfg: DictConfig, experiment: str) -> Path:
+    """Create runs/<experiment>/ for a new run and write its config.yaml; refuse to mix into an earlier run."""
+    run_dir = RUNS_DIR / experiment
+    earlier = sorted((run_dir / "nn").glob("*.pth"))
+    if earlier:
+        raise UserError(
+            f"{run_dir / 'nn'} already holds {len(earlier)} checkpoint(s) of an earlier run; start a new run with "
+            f"experiment=<new name>, or continue that one with checkpoint=<one of its .pth files>"
+        )
+    try:
+        (run_dir / "nn").mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    except OSError as error:
+        raise UserError(f"cannot write the run folder {run_dir}: {error.strerror}; run from a writable directory") from None
+    return run_dir
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with io.open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    tmp.replace(path)

@@ -1,0 +1,88 @@
+"""The env contract every task meets: IsaacGymEnvs' VecTask interface, on torch tensors on the device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+import torch
+
+
+class VecTask:
+    """`num_envs` environments stepped together: `reset()` -> obs dict; `step(a)` -> (obs dict, reward, done, extras).
+
+    A step applies actions, runs the physics, computes observations, rewards and ends of episodes,
+    then resets the ended environments at once, so the returned observation of an ended environment
+    is the first one of its next episode. `extras['time_outs']` flags episodes cut by the time
+    limit rather than failed, for rl_games' value bootstrap.
+    """
+
+    num_obs: int
+    num_actions: int
+    # env.* keys of the task config that the task reads; others are named in the ignored-settings warning.
+    used_env_keys: frozenset[str] = frozenset()
+
+    def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
+        self.cfg = cfg
+        self.device = torch.device(sim_device)
+        self.rl_device = torch.device(rl_device)
+        self.num_envs = int(cfg["env"]["numEnvs"])
+        self.max_episode_length = int(cfg["env"]["episodeLength"])
+        self.clip_actions = float(cfg["env"]["clipActions"])
+        self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (self.num_obs,), np.float32)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (self.num_actions,), np.float32)
+        n, dev = self.num_envs, self.device
+        self.obs_buf = torch.zeros(n, self.num_obs, device=dev)
+        self.rew_buf = torch.zeros(n, device=dev)
+        self.reset_buf = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.timeout_buf = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.progress_buf = torch.zeros(n, dtype=torch.long, device=dev)
+        self.actions = torch.zeros(n, self.num_actions, device=dev)
+        self.extras: dict[str, Any] = {}
+
+    def reset(self) -> dict[str, torch.Tensor]:
+        """Start a new episode in every environment and return the first observations."""
+        self.reset_envs(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
+        self.compute_observations()
+        return {"obs": self.obs_buf.to(self.rl_device)}
+
+    def step(self, actions: torch.Tensor):
+        """Advance every environment by one control step."""
+        self.actions.copy_(actions.to(self.device).clamp(-self.clip_actions, self.clip_actions))
+        self.apply_actions(self.actions)
+        self.simulate()
+        self.progress_buf += 1
+        self.compute_observations()
+        terminated = self.compute_reward()
+        self.timeout_buf = (self.progress_buf >= self.max_episode_length - 1) & ~terminated
+        self.reset_buf = terminated | self.timeout_buf
+        self.reset_envs(self.reset_buf)
+        self.compute_observations()
+        self.extras["time_outs"] = self.timeout_buf.to(self.rl_device)
+        return (
+            {"obs": self.obs_buf.to(self.rl_device)},
+            self.rew_buf.to(self.rl_device),
+            self.reset_buf.to(self.rl_device),
+            self.extras,
+        )
+
+    def apply_actions(self, actions: torch.Tensor) -> None:
+        """Turn clipped actions into the simulator's controls."""
+        raise NotImplementedError
+
+    def simulate(self) -> None:
+        """Run the physics of one control step."""
+        raise NotImplementedError
+
+    def compute_observations(self) -> None:
+        """Fill `obs_buf` from the simulator state."""
+        raise NotImplementedError
+
+    def compute_reward(self) -> torch.Tensor:
+        """Fill `rew_buf`; return the mask of environments whose episode failed this step."""
+        raise NotImplementedError
+
+    def reset_envs(self, mask: torch.Tensor) -> None:
+        """Put the environments where `mask` is True at the start of a new episode (no host sync)."""
+        raise NotImplementedError
