@@ -94,7 +94,8 @@ def run_all(args) -> dict:
             out = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
             if out.returncode != 0:
                 sys.exit(f"measuring num_envs={num_envs} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            # Warp kernels may print to stdout too: the result is the last JSON line.
+            rows.append(json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1]))
     return {"rows": rows}
 
 

@@ -23,6 +23,7 @@ def save_atomic(state: dict, path: Path) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; checkpoints get the usual mode
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -31,6 +32,12 @@ def save_atomic(state: dict, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def strip_compile_prefix(state_dict: dict) -> dict:

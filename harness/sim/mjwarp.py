@@ -60,9 +60,9 @@ class MjWarpSim:
             self.data = mjw.make_data(model, nworld=num_worlds, nconmax=nconmax, njmax=njmax)
             # Foot force sensors read the body wrenches computed after the constraint solve.
             self.model.opt.run_rne_postconstraint = True
-            # Models cap solver iterations on purpose (warm starts carry over between steps);
-            # reaching the cap is expected, not worth a line per step.
-            self.model.opt.warn_overflow &= ~mjw.OverflowType.ITERATIONS
+            # Models cap solver and line-search iterations on purpose (warm starts carry over between
+            # steps); reaching a cap is expected, not worth a line per step.
+            self.model.opt.warn_overflow &= ~(mjw.OverflowType.ITERATIONS | mjw.OverflowType.LS_ITERATIONS)
             self._reset_mask = wp.zeros(num_worlds, dtype=bool)
         self.qpos = wp.to_torch(self.data.qpos)
         self.qvel = wp.to_torch(self.data.qvel)
