@@ -39,8 +39,7 @@ class ProgressObserver(AlgoObserver):
             f"epoch {epoch:>{len(str(max_epochs))}}/{max_epochs}"
             f" | {steps_per_s:>11,.0f} steps/s"
             f" | reward {reward} | ep len {length}"
-            f" | {_clock(elapsed)} elapsed"
-            + (f", {_clock(left)} left" if left is not None else "")
+            f" | {_clock(elapsed)} elapsed" + (f", {_clock(left)} left" if left is not None else "")
         )
 
 

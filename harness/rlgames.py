@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.common import env_configurations, vecenv
@@ -39,7 +39,7 @@ class RlGamesVecEnv(IVecEnv):
 
 def register_env(make_env: Callable[[], object]) -> None:
     """Register the env under IsaacGymEnvs' names: env_name `rlgpu`, vecenv type `RLGPU`."""
-    vecenv.register("RLGPU", lambda config_name, num_actors, **kwargs: RlGamesVecEnv(config_name, num_actors, **kwargs))
+    vecenv.register("RLGPU", RlGamesVecEnv)
     env_configurations.register("rlgpu", {"vecenv_type": "RLGPU", "env_creator": lambda **kwargs: make_env()})
 
 
@@ -55,7 +55,7 @@ class SafeSavingAgent(A2CAgent):
 def build_runner(params: dict, observer: AlgoObserver) -> Runner:
     """An rl_games Runner whose continuous PPO agent is SafeSavingAgent, loaded with `params`."""
     runner = Runner(algo_observer=observer)
-    runner.algo_factory.register_builder("a2c_continuous", lambda **kwargs: SafeSavingAgent(**kwargs))
+    runner.algo_factory.register_builder("a2c_continuous", SafeSavingAgent)
     runner.load({"params": params})
     runner.reset()
     return runner

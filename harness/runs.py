@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -33,13 +32,15 @@ def prepare_run_dir(cfg: DictConfig, experiment: str) -> Path:
         (run_dir / "nn").mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     except OSError as error:
-        raise UserError(f"cannot write the run folder {run_dir}: {error.strerror}; run from a writable directory") from None
+        raise UserError(
+            f"cannot write the run folder {run_dir}: {error.strerror}; run from a writable directory"
+        ) from None
     return run_dir
 
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a text file through a temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with io.open(tmp, "w", encoding="utf-8") as f:
+    with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     tmp.replace(path)

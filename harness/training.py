@@ -29,7 +29,8 @@ def run_train(cfg: DictConfig) -> None:
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     register_env(lambda: make_task(task_cfg, cfg.sim_device, cfg.rl_device))
     runner = build_runner(params, ProgressObserver())
-    print(f"Training {cfg.task_name} with {cfg.task.env.numEnvs} envs on {cfg.sim_device}; run folder {RUNS_DIR / experiment}")
+    envs = cfg.task.env.numEnvs
+    print(f"Training {cfg.task_name}: {envs} envs on {cfg.sim_device}, run folder {RUNS_DIR / experiment}")
     runner.run({"train": True, "play": False, "checkpoint": checkpoint, "sigma": cfg.sigma or None})
 
 
@@ -49,14 +50,14 @@ def rl_games_params(cfg: DictConfig, experiment: str) -> dict:
 
 
 def _fit_minibatch(config: dict) -> None:
-    batch = config["num_actors"] * config["horizon_length"]
-    if config["minibatch_size"] > batch:
-        print(f"minibatch_size {config['minibatch_size']} exceeds the batch of {batch} (num_envs x horizon_length): using {batch}.")
-        config["minibatch_size"] = batch
-    if batch % config["minibatch_size"]:
+    batch, minibatch = config["num_actors"] * config["horizon_length"], config["minibatch_size"]
+    if minibatch > batch:
+        print(f"minibatch_size {minibatch} exceeds the batch of {batch} (num_envs x horizon_length): using {batch}.")
+        config["minibatch_size"] = minibatch = batch
+    if batch % minibatch:
         raise UserError(
-            f"minibatch_size {config['minibatch_size']} does not divide the batch of {batch} (num_envs x horizon_length); "
-            f"set train.params.config.minibatch_size to a divisor such as {batch // max(1, batch // config['minibatch_size'])}"
+            f"minibatch_size {minibatch} does not divide the batch of {batch} (num_envs x horizon_length); "
+            f"set train.params.config.minibatch_size to a divisor of {batch}"
         )
 
 

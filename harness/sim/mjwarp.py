@@ -42,6 +42,7 @@ class MjWarpSim:
     def __init__(
         self,
         model: mujoco.MjModel,
+        *,
         num_worlds: int,
         device: str,
         substeps: int,
@@ -128,4 +129,3 @@ class MjWarpSim:
 
     def _scoped_stream(self):
         return wp.ScopedStream(self._stream) if self._stream is not None else nullcontext()
-

@@ -22,17 +22,32 @@ class Ant(VecTask):
 
     num_obs = 60
     num_actions = 8
-    used_env_keys = frozenset({
-        "numEnvs", "episodeLength", "clipActions", "powerScale", "controlFrequencyInv", "headingWeight",
-        "upWeight", "actionsCost", "energyCost", "dofVelocityScale", "contactForceScale",
-        "jointsAtLimitCost", "deathCost", "terminationHeight",
-    })
+    used_env_keys = frozenset(
+        {
+            "numEnvs",
+            "episodeLength",
+            "clipActions",
+            "powerScale",
+            "controlFrequencyInv",
+            "headingWeight",
+            "upWeight",
+            "actionsCost",
+            "energyCost",
+            "dofVelocityScale",
+            "contactForceScale",
+            "jointsAtLimitCost",
+            "deathCost",
+            "terminationHeight",
+        }
+    )
 
     def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
         super().__init__(cfg, sim_device, rl_device)
         env, sim = cfg["env"], cfg["sim"]
-        self.reward_scales = {key: float(env[key]) for key in (
-            "headingWeight", "upWeight", "actionsCost", "energyCost", "jointsAtLimitCost", "deathCost")}
+        self.reward_scales = {
+            key: float(env[key])
+            for key in ("headingWeight", "upWeight", "actionsCost", "energyCost", "jointsAtLimitCost", "deathCost")
+        }
         self.dof_vel_scale = float(env["dofVelocityScale"])
         self.contact_force_scale = float(env["contactForceScale"])
         self.termination_height = float(env["terminationHeight"])
@@ -40,7 +55,11 @@ class Ant(VecTask):
         model = load_mjcf(ASSET, sim)
         model.actuator_gear[:, 0] *= float(env["powerScale"])  # torque = action x gear (15) x powerScale
         self.sim = MjWarpSim(
-            model, num_worlds=self.num_envs, device=sim_device, nconmax=NCONMAX, njmax=NJMAX,
+            model,
+            num_worlds=self.num_envs,
+            device=sim_device,
+            nconmax=NCONMAX,
+            njmax=NJMAX,
             substeps=int(sim["substeps"]) * int(env["controlFrequencyInv"]),
         )
         limits = torch.tensor(self.sim.mj_model.jnt_range[1:], dtype=torch.float32, device=self.device)
@@ -71,16 +90,24 @@ class Ant(VecTask):
         angle_to_target = wrap_angle(torch.atan2(to_target[:, 1], to_target[:, 0]) - yaw)
         dof_pos = qpos[:, 7:]
         dof_pos_scaled = (2 * dof_pos - self.dof_upper - self.dof_lower) / (self.dof_upper - self.dof_lower)
-        torch.cat((
-            qpos[:, 2:3],
-            quat_rotate_inverse(torso_quat, qvel[:, :3]),  # linear velocity, torso frame
-            qvel[:, 3:6],  # a free joint's angular velocity is already in the torso frame
-            yaw[:, None], roll[:, None], angle_to_target[:, None], up_proj[:, None], heading_proj[:, None],
-            dof_pos_scaled,
-            qvel[:, 6:] * self.dof_vel_scale,
-            self.sim.sensordata * self.contact_force_scale,
-            self.actions,
-        ), dim=-1, out=self.obs_buf)
+        torch.cat(
+            (
+                qpos[:, 2:3],
+                quat_rotate_inverse(torso_quat, qvel[:, :3]),  # linear velocity, torso frame
+                qvel[:, 3:6],  # a free joint's angular velocity is already in the torso frame
+                yaw[:, None],
+                roll[:, None],
+                angle_to_target[:, None],
+                up_proj[:, None],
+                heading_proj[:, None],
+                dof_pos_scaled,
+                qvel[:, 6:] * self.dof_vel_scale,
+                self.sim.sensordata * self.contact_force_scale,
+                self.actions,
+            ),
+            dim=-1,
+            out=self.obs_buf,
+        )
 
     def compute_reward(self) -> torch.Tensor:
         obs, s = self.obs_buf, self.reward_scales
@@ -91,8 +118,15 @@ class Ant(VecTask):
         energy_cost = (self.actions * obs[:, 20:28]).abs().sum(-1)
         at_limit = (obs[:, 12:20].abs() > 0.99).sum(-1)
         progress = self.potentials - self.prev_potentials
-        reward = (progress + 0.5 + up + heading - s["actionsCost"] * actions_cost
-                  - s["energyCost"] * energy_cost - s["jointsAtLimitCost"] * at_limit)
+        reward = (
+            progress
+            + 0.5
+            + up
+            + heading
+            - s["actionsCost"] * actions_cost
+            - s["energyCost"] * energy_cost
+            - s["jointsAtLimitCost"] * at_limit
+        )
         fell = obs[:, 0] < self.termination_height
         # A world whose physics went non-finite is ended and reset; its reward must not poison the return.
         broken = ~(torch.isfinite(obs).all(-1) & torch.isfinite(reward))
@@ -102,7 +136,7 @@ class Ant(VecTask):
     def reset_envs(self, mask: torch.Tensor) -> None:
         self.sim.reset(mask)
         n, dev = self.num_envs, self.device
-        dof_pos = (self.default_dof_pos + torch.empty(n, self.num_actions, device=dev).uniform_(-0.2, 0.2))
+        dof_pos = self.default_dof_pos + torch.empty(n, self.num_actions, device=dev).uniform_(-0.2, 0.2)
         dof_pos = dof_pos.clamp(self.dof_lower, self.dof_upper)
         dof_vel = torch.empty(n, self.num_actions, device=dev).uniform_(-0.1, 0.1)
         start_qpos = torch.cat((self.start_root.expand(n, 7), dof_pos), dim=-1)

@@ -1,0 +1,48 @@
+"""Shared helpers: compose the project's Hydra config, build small CPU tasks, run the real scripts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = ["sim_device=cpu", "rl_device=cpu"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def resolvers():
+    from harness.config import register_resolvers
+
+    register_resolvers()
+
+
+def compose_config(*overrides: str, config_dir: Path = ROOT / "cfg"):
+    """The config train.py would see for these command-line overrides."""
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def make_ant(num_envs: int = 8, *overrides: str):
+    """A resolved Ant task on the CPU."""
+    from harness.config import prepare_config
+    from harness.tasks import make_task
+
+    cfg = prepare_config(compose_config(f"num_envs={num_envs}", *CPU, *overrides))
+    return make_task(OmegaConf.to_container(cfg.task, resolve=True), "cpu", "cpu")
+
+
+def run_script(script: str, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run one of the project's entry points as a user would, from `cwd`."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,93 @@
+"""The Ant task on the CPU: the VecTask contract, rewards, resets and time-outs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import make_ant
+
+
+@pytest.fixture(scope="module")
+def ant():
+    return make_ant(8)
+
+
+def test_contract_shapes_dtypes_devices(ant):
+    obs = ant.reset()
+    assert set(obs) == {"obs"} and obs["obs"].shape == (8, 60) and obs["obs"].dtype == torch.float32
+    assert ant.num_obs == 60 and ant.num_actions == 8 and ant.observation_space.shape == (60,)
+    assert ant.action_space.shape == (8,) and (ant.action_space.low == -1).all()
+    obs, reward, done, extras = ant.step(torch.zeros(8, 8))
+    assert obs["obs"].shape == (8, 60) and reward.shape == (8,) and done.shape == (8,)
+    assert reward.dtype == torch.float32 and done.dtype == torch.bool
+    assert extras["time_outs"].shape == (8,) and extras["time_outs"].dtype == torch.bool
+    assert all(t.device.type == "cpu" for t in (obs["obs"], reward, done, extras["time_outs"]))
+
+
+def test_first_observation_matches_the_start_pose(ant):
+    obs = ant.reset()["obs"]
+    assert torch.allclose(obs[:, 0], torch.full((8,), 0.44))  # torso height
+    assert torch.allclose(obs[:, 1:7], torch.zeros(8, 6))  # root velocities are zero at the start
+    assert torch.allclose(obs[:, 10], torch.ones(8)) and torch.allclose(obs[:, 11], torch.ones(8))  # upright, facing +x
+    assert (obs[:, 12:20].abs() <= 1).all() and (obs[:, 20:28].abs() <= 0.1 * 0.2 + 1e-6).all()
+    assert torch.equal(obs[:, 52:60], torch.zeros(8, 8))
+
+
+def test_observations_and_rewards_stay_finite_under_random_actions(ant):
+    ant.reset()
+    generator = torch.Generator().manual_seed(0)
+    rewards, dones = [], 0
+    for _ in range(300):
+        obs, reward, done, _ = ant.step(torch.rand(8, 8, generator=generator) * 2 - 1)
+        assert torch.isfinite(obs["obs"]).all() and torch.isfinite(reward).all()
+        rewards.append(reward)
+        dones += int(done.sum())
+    rewards = torch.stack(rewards)
+    assert rewards.abs().max() < 100 and rewards.std() > 0
+
+
+def test_actions_are_clipped_and_observed(ant):
+    ant.reset()
+    obs, *_ = ant.step(torch.full((8, 8), 5.0))
+    assert torch.equal(ant.sim.ctrl, torch.ones(8, 8))
+    assert torch.equal(obs["obs"][:, 52:60], torch.ones(8, 8))
+
+
+def test_falling_ends_the_episode_with_the_death_cost(ant):
+    ant.reset()
+    ant.sim.qpos[3, 2] = 0.2  # torso below terminationHeight 0.31
+    obs, reward, done, extras = ant.step(torch.zeros(8, 8))
+    assert done[3] and not extras["time_outs"][3] and reward[3] == pytest.approx(-2.0)
+    assert obs["obs"][3, 0] == pytest.approx(0.44), "an ended env returns the first observation of its next episode"
+    assert ant.progress_buf[3] == 0
+
+
+def test_time_limit_ends_episodes_as_time_outs():
+    ant = make_ant(4, "task.env.episodeLength=10")
+    ant.reset()
+    for step in range(1, 10):
+        _, _, done, extras = ant.step(torch.zeros(4, 8))
+        assert bool(done.all()) == (step == 9) and torch.equal(extras["time_outs"], done)
+
+
+def test_same_seed_same_first_rollout():
+    def rollout():
+        torch.manual_seed(7)
+        ant = make_ant(4, "seed=7")
+        obs = [ant.reset()["obs"]]
+        for _ in range(20):
+            obs.append(ant.step(torch.rand(4, 8) * 2 - 1)[0]["obs"])
+        return torch.stack(obs)
+
+    assert torch.equal(rollout(), rollout())
+
+
+def test_reward_follows_the_upstream_terms(ant):
+    """Standing still and upright at the start: alive 0.5 + up 0.1 + heading 0.5 minus costs, no progress."""
+    ant.reset()
+    obs, reward, _, _ = ant.step(torch.zeros(8, 8))
+    o = obs["obs"]
+    expected = 0.5 + torch.where(o[:, 10] > 0.93, 0.1, 0.0) + torch.where(o[:, 11] > 0.8, 0.5, 0.5 * o[:, 11] / 0.8)
+    expected -= 0.1 * (o[:, 12:20].abs() > 0.99).sum(-1)
+    progress = reward - expected
+    assert progress.abs().max() < 1.0, "with zero actions only the small progress term remains"

@@ -1,0 +1,104 @@
+"""Config composition, overrides, resolvers and IsaacGymEnvs-shaped YAML files."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+from conftest import CPU, ROOT, compose_config
+from omegaconf import OmegaConf
+
+from harness.config import prepare_config
+from harness.errors import UserError
+from harness.training import rl_games_params
+
+
+def test_defaults_compose_to_ant_with_upstream_values():
+    cfg = prepare_config(compose_config(*CPU))
+    assert cfg.task_name == "Ant" and cfg.physics_engine == "mjwarp"
+    assert cfg.task.env.numEnvs == 4096 and cfg.task.sim.dt == pytest.approx(0.0166)
+    config = cfg.train.params.config
+    assert config.max_epochs == 500 and config.name == "Ant" and config.num_actors == 4096
+    assert config.minibatch_size == 32768 and config.horizon_length == 16
+    assert cfg.train.params.load_checkpoint is False
+
+
+def test_top_level_overrides_reach_task_and_train():
+    cfg = prepare_config(compose_config("num_envs=64", "max_iterations=7", "experiment=walk", "seed=3", *CPU))
+    assert cfg.task.env.numEnvs == 64 and cfg.train.params.config.num_actors == 64
+    assert cfg.train.params.config.max_epochs == 7
+    assert cfg.train.params.config.name == "walk" and cfg.train.params.seed == 3
+
+
+def test_nested_overrides():
+    cfg = prepare_config(compose_config("task.env.episodeLength=50", "train.params.config.gamma=0.9", *CPU))
+    assert cfg.task.env.episodeLength == 50 and cfg.train.params.config.gamma == 0.9
+
+
+def test_random_seed_is_drawn_and_recorded():
+    first = prepare_config(compose_config("seed=-1", *CPU)).seed
+    second = prepare_config(compose_config("seed=-1", *CPU)).seed
+    assert first >= 0 and second >= 0 and first != second
+
+
+def test_resolvers_behave_as_upstream():
+    cfg = OmegaConf.create(
+        {
+            "eq": "${eq:GPU,gpu}",
+            "ne": "${eq:cpu,gpu}",
+            "contains": '${contains:"CUDA","cuda:0"}',
+            "if_true": "${if:True,a,b}",
+            "if_empty": "${if:'',a,b}",
+            "default": "${resolve_default:4096,''}",
+            "given": "${resolve_default:4096,64}",
+        }
+    )
+    assert OmegaConf.to_container(cfg, resolve=True) == {
+        "eq": True,
+        "ne": False,
+        "contains": True,
+        "if_true": "a",
+        "if_empty": "b",
+        "default": 4096,
+        "given": 64,
+    }
+
+
+BAD_VALUES = ["num_envs=0", "num_envs=-5", "num_envs=many", "physics_engine=bullet", "sim_device=tpu"]
+
+
+@pytest.mark.parametrize("bad", BAD_VALUES)
+def test_bad_values_are_user_errors(bad):
+    key = bad.split("=")[0]
+    with pytest.raises(UserError):
+        prepare_config(compose_config(bad, *[o for o in CPU if not o.startswith(key + "=")]))
+
+
+def test_upstream_shaped_files_load_unchanged(tmp_path):
+    """A task and train YAML as IsaacGymEnvs writes them (physx block, seq_len) compose and run here."""
+    shutil.copytree(ROOT / "cfg", tmp_path / "cfg")
+    train_file = tmp_path / "cfg" / "train" / "AntPPO.yaml"
+    train = yaml.safe_load(train_file.read_text())
+    train["params"]["config"]["seq_len"] = train["params"]["config"].pop("seq_length")  # upstream's older key
+    train_file.write_text(yaml.safe_dump(train))
+    cfg = prepare_config(compose_config("num_envs=16", *CPU, config_dir=tmp_path / "cfg"))
+    assert cfg.task.sim.physx.use_gpu is False  # ${contains:"cuda",${....sim_device}} resolved against cpu
+    assert cfg.task.sim.use_gpu_pipeline is True
+    params = rl_games_params(cfg, "Ant")
+    assert params["config"]["seq_len"] == 4 and params["config"]["minibatch_size"] == 256
+
+
+def test_ignored_settings_are_named_once(capsys):
+    from conftest import make_ant
+
+    make_ant(2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "no use for" in line]
+    assert len(lines) == 1
+    assert "sim.physx" in lines[0] and "env.envSpacing" in lines[0] and "env.headingWeight" not in lines[0]
+
+
+def test_minibatch_that_does_not_divide_the_batch_is_refused():
+    cfg = prepare_config(compose_config("num_envs=10", "train.params.config.minibatch_size=64", *CPU))
+    with pytest.raises(UserError, match="does not divide"):
+        rl_games_params(cfg, "Ant")

@@ -1,0 +1,101 @@
+"""The real train.py, end to end on the CPU with tiny budgets, and its answers to bad input."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from conftest import CPU, run_script
+
+TINY = [
+    "task=Ant",
+    "num_envs=64",
+    "max_iterations=4",
+    *CPU,
+    "task.env.episodeLength=24",
+    "train.params.config.save_best_after=1",
+    "train.params.config.save_frequency=2",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("train")
+    result = run_script("train.py", *TINY, cwd=workdir)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return workdir, result
+
+
+def test_run_folder_is_exactly_the_convention(trained):
+    workdir, _ = trained
+    run = workdir / "runs" / "Ant"
+    assert sorted(p.name for p in workdir.iterdir()) == ["runs"], "nothing else lands in the working directory"
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "nn", "summaries"]
+    names = sorted(p.name for p in (run / "nn").iterdir())
+    assert "Ant.pth" in names
+    periodic = [n for n in names if n != "Ant.pth"]
+    assert periodic and all(re.fullmatch(r"last_Ant_ep_\d+_rew_-?[\d.e+-]+\.pth", n) for n in periodic), names
+    assert {int(re.search(r"_ep_(\d+)_", n).group(1)) for n in periodic} == {2, 4}
+    assert any(p.name.startswith("events.out.tfevents") for p in (run / "summaries").iterdir())
+
+
+def test_checkpoints_are_plain_rl_games_files(trained):
+    workdir, _ = trained
+    for path in (workdir / "runs" / "Ant" / "nn").glob("*.pth"):
+        state = torch.load(path, weights_only=False)
+        assert {"model", "epoch", "frame", "optimizer", "last_mean_rewards"} <= set(state)
+        assert not any(key.startswith("_orig_mod.") for key in state["model"])
+        assert "running_mean_std.running_mean" in state["model"]
+        assert state["model"]["a2c_network.mu.weight"].shape == (8, 64)
+
+
+def test_config_yaml_is_the_resolved_run_config(trained):
+    import yaml
+
+    workdir, _ = trained
+    config = yaml.safe_load((workdir / "runs" / "Ant" / "config.yaml").read_text())
+    assert config["task"]["env"]["numEnvs"] == 64 and config["train"]["params"]["config"]["max_epochs"] == 4
+    assert config["sim_device"] == "cpu" and config["seed"] == 42
+    assert "${" not in (workdir / "runs" / "Ant" / "config.yaml").read_text()
+
+
+def test_progress_shows_epochs_speed_reward_and_time_left(trained):
+    _, result = trained
+    lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split("|")[0].split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all("steps/s" in line and "reward" in line and "left" in line for line in lines)
+
+
+def test_an_earlier_run_is_never_overwritten(trained):
+    workdir, _ = trained
+    nn = workdir / "runs" / "Ant" / "nn"
+    before = {p.name: p.stat().st_mtime_ns for p in nn.iterdir()}
+    config_before = (workdir / "runs" / "Ant" / "config.yaml").read_text()
+    result = run_script("train.py", *TINY, cwd=workdir)
+    assert result.returncode != 0 and "runs/Ant/nn already holds" in result.stderr and "experiment=" in result.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in nn.iterdir()} == before
+    assert (workdir / "runs" / "Ant" / "config.yaml").read_text() == config_before
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["task=NoSuchTask"], "Could not find 'task/NoSuchTask'"),
+        (["no_such_key=1"], "Could not override 'no_such_key'"),
+        (["num_envs=0"], "num_envs must be a whole number >= 1"),
+        (["checkpoint=missing.pth"], "checkpoint=missing.pth is not a file"),
+        (["physics_engine=bullet"], "physics_engine=bullet is unknown"),
+    ],
+)
+def test_bad_input_gets_a_clear_line_and_nonzero_exit(tmp_path, args, message):
+    result = run_script("train.py", *CPU, *args, cwd=tmp_path)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
+
+
+def test_unwritable_runs_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "runs").write_text("a file where the runs folder should be")
+    result = run_script("train.py", *TINY, cwd=tmp_path)
+    assert result.returncode != 0 and "cannot write the run folder runs/Ant" in result.stderr
+    assert "Traceback" not in result.stderr
