@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def measure(task_name: str, num_envs: int, epochs: int, steps: int, device: str) -> dict:
-    """Measure one size in this process."""
+def measure(args: argparse.Namespace) -> dict:
+    """Measure one size (`args.one` envs) in this process."""
     import torch
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -32,19 +32,21 @@ def measure(task_name: str, num_envs: int, epochs: int, steps: int, device: str)
     from harness.config import prepare_config, register_resolvers
 
     register_resolvers()
+    device = args.device
     overrides = [
-        f"task={task_name}",
-        f"num_envs={num_envs}",
-        f"max_iterations={epochs}",
+        f"task={args.task}",
+        f"num_envs={args.one}",
+        f"max_iterations={args.epochs}",
         f"sim_device={device}",
         f"rl_device={device}",
         "headless=True",
         "experiment=bench",
+        *args.override,
     ]
     with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
         cfg = prepare_config(compose("config", overrides=overrides))
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
-    result = {"num_envs": num_envs, **measure_stepping(task_cfg, steps, device), "training": measure_training(cfg)}
+    result = {"num_envs": args.one, **measure_stepping(task_cfg, args.steps, device), **measure_training(cfg)}
     if device.startswith("cuda"):
         free, total = torch.cuda.mem_get_info()
         result["gpu_memory_used_gib"] = (total - free) / 2**30
@@ -86,9 +88,10 @@ def measure_stepping(task_cfg: dict, steps: int, device: str) -> dict:
     }
 
 
-def measure_training(cfg) -> float:
-    """End-to-end PPO env steps/s: the median epoch after two warm-up epochs (allocations, autotuning)."""
+def measure_training(cfg) -> dict:
+    """End-to-end PPO env steps/s and where an epoch's time goes; medians of the epochs after two warm-up ones."""
     from omegaconf import OmegaConf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from harness.progress import ProgressObserver
     from harness.rlgames import build_runner, register_env
@@ -100,27 +103,34 @@ def measure_training(cfg) -> float:
     register_env(lambda: make_task(task_cfg, cfg.sim_device, cfg.rl_device))
     runner = build_runner(rl_games_params(cfg, "bench"), observer)
     runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
-    return statistics.median(observer.steps_per_s[2:])
+    observer.algo.writer.flush()
+    scalars = EventAccumulator("runs/bench/summaries")
+    scalars.Reload()
+    # rl_games' own timers, seconds per epoch: env steps; env steps plus policy inference; the PPO update.
+    times = {
+        name: statistics.median(event.value for event in scalars.Scalars(f"performance/{tag}")[2:])
+        for name, tag in (
+            ("epoch_env_s", "step_time"),
+            ("epoch_rollout_s", "step_inference_time"),
+            ("epoch_update_s", "rl_update_time"),
+        )
+    }
+    return {"training": statistics.median(observer.steps_per_s[2:]), **times}
 
 
 def run_all(args) -> dict:
     rows = []
     for num_envs in args.num_envs:
         with tempfile.TemporaryDirectory() as workdir:  # the training run folder goes here, not into the repo
-            cmd = [
-                sys.executable,
-                __file__,
-                "--one",
-                str(num_envs),
-                "--task",
-                args.task,
-                "--epochs",
-                str(args.epochs),
-                "--steps",
-                str(args.steps),
-                "--device",
-                args.device,
-            ]
+            options = {
+                "--one": num_envs,
+                "--task": args.task,
+                "--epochs": args.epochs,
+                "--steps": args.steps,
+                "--device": args.device,
+            }
+            cmd = [sys.executable, __file__, *(str(x) for kv in options.items() for x in kv)]
+            cmd += [f"--override={override}" for override in args.override]
             out = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
             if out.returncode != 0:
                 sys.exit(f"measuring num_envs={num_envs} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -159,6 +169,12 @@ def print_table(task: str, env: dict, rows: list[dict]) -> None:
             f" | {r['training']:>13,.0f} {r['training'] / physics:>6.2f} | {mem:>8}"
         )
     print("(env steps per second; ratios to physics only)")
+    for r in rows:
+        env_ms, rollout_ms, update_ms = (1000 * r[key] for key in ("epoch_env_s", "epoch_rollout_s", "epoch_update_s"))
+        print(
+            f"{r['num_envs']:>9} envs, one epoch: env steps {env_ms:.1f} ms, policy inference "
+            f"{rollout_ms - env_ms:.1f} ms, PPO update {update_ms:.1f} ms"
+        )
 
 
 def main() -> None:
@@ -169,17 +185,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="timed env steps for physics and env stepping")
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--override",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="extra Hydra overrides, e.g. +train.params.config.torch_compile=True",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.task, args.one, args.epochs, args.steps, args.device)))
+        print(json.dumps(measure(args)))
         return
     env = environment(args.device)
     command = " ".join(["python", "bench/throughput.py", *sys.argv[1:]])
     result = {"task": args.task, **env, "command": command, **run_all(args)}
     print_table(args.task, env, result["rows"])
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{env['date'][:10]}-{args.task}-throughput-{env['device'].replace(' ', '_')}"
+    stamp = env["date"][:16].replace(":", "")
+    stem = f"{stamp}-{args.task}-throughput-{env['device'].replace(' ', '_')}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
