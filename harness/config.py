@@ -34,8 +34,12 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     if cfg.physics_engine == "physx":
         raise UserError("physics_engine=physx (Isaac Gym) is not supported yet; use physics_engine=mjwarp")
     _check_num_envs(cfg.num_envs)
-    cfg.sim_device = choose_device(cfg.sim_device, "sim_device")
-    cfg.rl_device = choose_device(cfg.rl_device, "rl_device")
+    asked = {key: cfg[key] for key in ("sim_device", "rl_device")}
+    for key, device in asked.items():
+        cfg[key] = choose_device(device, key)
+    fell_back = [f"{key}={device}" for key, device in asked.items() if cfg[key] == "cpu" and device != "cpu"]
+    if fell_back:
+        print(f"No CUDA device found: running on the CPU instead of {' and '.join(fell_back)}.")
     cfg.seed = set_seed(cfg.seed, cfg.torch_deterministic)
     try:
         OmegaConf.resolve(cfg)
@@ -53,7 +57,7 @@ def _check_num_envs(num_envs) -> None:
 
 
 def choose_device(device: str, key: str) -> str:
-    """Validate a torch device string; fall back from a default CUDA device to the CPU when there is none."""
+    """Validate a torch device string; a CUDA device from the config (not the command line) becomes cpu without CUDA."""
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):
@@ -65,8 +69,7 @@ def choose_device(device: str, key: str) -> str:
     if not torch.cuda.is_available():
         if _given_on_command_line(key):
             raise UserError(f"{key}={device} was asked for, but this machine has no CUDA device; use {key}=cpu")
-        print(f"No CUDA device found: {key} falls back from {device} to cpu.")
-        return "cpu"
+        return "cpu"  # the config's default device: prepare_config says so in one line
     index = 0 if parsed.index is None else parsed.index
     if index >= torch.cuda.device_count():
         raise UserError(f"{key}={device}, but this machine has {torch.cuda.device_count()} CUDA device(s)")

@@ -99,3 +99,19 @@ def test_unwritable_runs_folder_is_a_clear_error(tmp_path):
     result = run_script("train.py", *TINY, cwd=tmp_path)
     assert result.returncode != 0 and "cannot write the run folder runs/Ant" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback of a machine without CUDA")
+def test_without_cuda_the_default_devices_fall_back_to_the_cpu_in_one_line(tmp_path):
+    result = run_script(
+        "train.py", *[a for a in TINY if not a.endswith("_device=cpu")], "max_iterations=1", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    notices = [line for line in result.stdout.splitlines() if "No CUDA device" in line]
+    assert notices == ["No CUDA device found: running on the CPU instead of sim_device=cuda:0 and rl_device=cuda:0."]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_asking_for_cuda_without_cuda_is_a_clear_error(tmp_path):
+    result = run_script("train.py", "sim_device=cuda:0", "rl_device=cpu", cwd=tmp_path)
+    assert result.returncode != 0 and "sim_device=cuda:0 was asked for, but this machine has no CUDA" in result.stderr
