@@ -1,13 +1,16 @@
-"""Checkpoint files: atomic writes and rl_games' file names."""
+"""Checkpoint files: atomic writes, rl_games' file names, and which file `checkpoint=` means."""
 
 from __future__ import annotations
 
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from harness.errors import UserError
 
 # rl_games names its end-of-training file last_<name>_ep_<N>_rew__<R>_ (a printed array); use the periodic form.
 _ARRAY_REWARD = re.compile(r"_rew__\[?(?P<reward>[^\]_]*)\]?_$")
@@ -43,3 +46,74 @@ def _umask() -> int:
 def strip_compile_prefix(state_dict: dict) -> dict:
     """Drop the `_orig_mod.` prefix torch.compile adds, so plain rl_games can load the weights."""
     return {key.replace("_orig_mod.", ""): value for key, value in state_dict.items()}
+
+
+# rl_games' periodic names, and its end-of-training names before checkpoint_path() tidies them.
+_PERIODIC = re.compile(r"^last_(?P<name>.+)_ep_(?P<epoch>\d+)_rew_(?P<reward>.+)\.pth$")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file chosen to play or resume, with why it was chosen."""
+
+    path: Path
+    reason: str
+
+
+def periodic_epoch_and_reward(path: Path, experiment: str) -> tuple[int, float] | None:
+    """Epoch and mean reward from a periodic checkpoint name of `experiment`; None for any other file."""
+    match = _PERIODIC.match(path.name)
+    if not match or match["name"] != experiment:
+        return None
+    try:
+        return int(match["epoch"]), float(match["reward"].strip("_[]"))
+    except ValueError:
+        return None
+
+
+def resolve_checkpoint(spec: str, runs_dir: Path, experiment: str) -> Checkpoint:
+    """Find the file `checkpoint=<spec>` means: auto, best, latest, a .pth path, or a run folder."""
+    if spec in ("auto", "best", "latest"):
+        return _choose_in_run(runs_dir / experiment, experiment, spec, runs_dir)
+    path = Path(spec)
+    if path.is_file():
+        return Checkpoint(path, "the file given")
+    if path.is_dir():
+        run_dir = path.parent if path.name == "nn" else path
+        return _choose_in_run(run_dir, run_dir.name, "auto", runs_dir)
+    raise UserError(
+        f"checkpoint={spec}: no such file or run folder; give auto, best, latest, a .pth file or a run folder"
+    )
+
+
+def _choose_in_run(run_dir: Path, experiment: str, rule: str, runs_dir: Path) -> Checkpoint:
+    nn = run_dir / "nn"
+    if not nn.is_dir():
+        runs = sorted(p.name for p in runs_dir.glob("*") if (p / "nn").is_dir()) if runs_dir.is_dir() else []
+        found = f"runs there: {', '.join(runs)}" if runs else f"there are no runs under {runs_dir}/"
+        raise UserError(f"no run folder {run_dir} with checkpoints; pick one with experiment=<name> ({found})")
+    best = nn / f"{experiment}.pth"
+    periodic = {p: periodic_epoch_and_reward(p, experiment) for p in nn.glob("last_*.pth")}
+    periodic = {p: epoch_reward for p, epoch_reward in periodic.items() if epoch_reward is not None}
+    if rule in ("auto", "best") and best.is_file():
+        return Checkpoint(best, "the best checkpoint of the run")
+    if rule == "best":
+        raise UserError(f"{nn} has no best checkpoint {best.name} yet; use checkpoint=latest or checkpoint=auto")
+    if not periodic:
+        raise UserError(f"{nn} holds no checkpoint of experiment {experiment}; train first, or pick another run")
+    newest = max(periodic, key=lambda p: periodic[p][0])
+    why = "the newest periodic checkpoint" + (" (the run has no best checkpoint yet)" if rule == "auto" else "")
+    return Checkpoint(newest, why)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read an rl_games checkpoint; a truncated, corrupt or foreign file is a UserError, never a traceback."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch.load raises many types for a damaged file
+        raise UserError(
+            f"{path} is not a readable checkpoint (truncated or corrupt?): {error}".splitlines()[0]
+        ) from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"{path} is not an rl_games checkpoint: it has no 'model' weights")
+    return state

@@ -28,6 +28,10 @@ class RlGamesVecEnv(IVecEnv):
     def get_number_of_agents(self) -> int:
         return 1
 
+    def get_env_state(self) -> dict:
+        """Saved in every checkpoint as `env_state`: lets play refuse a checkpoint of another task."""
+        return {"task": self.env.cfg["name"]}
+
     def get_env_info(self) -> dict:
         return {
             "action_space": self.env.action_space,

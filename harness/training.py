@@ -16,9 +16,12 @@ from harness.tasks import make_task
 
 
 def run_train(cfg: DictConfig) -> None:
-    """Train the configured task with rl_games PPO, writing runs/<experiment>/."""
-    if cfg.test:
-        raise UserError("test=True (playing a trained policy) is not available yet; train without it")
+    """Train the configured task with rl_games PPO, writing runs/<experiment>/ (or play, with test=True)."""
+    if cfg.test:  # IsaacGymEnvs' habit: train.py test=True checkpoint=... plays instead of training
+        from harness.play import run_play
+
+        run_play(cfg)
+        return
     cfg = prepare_config(cfg)
     checkpoint = _checkpoint_to_resume(cfg.checkpoint)
     experiment = experiment_name(cfg)

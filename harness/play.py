@@ -1,0 +1,203 @@
+"""Play: resolve a checkpoint, rebuild its run's task and network, roll out the deterministic policy, report."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from rl_games.torch_runner import Runner
+
+from harness.checkpoints import Checkpoint, load_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
+from harness.config import prepare_config
+from harness.errors import UserError
+from harness.runs import RUNS_DIR, experiment_name, write_text_atomic
+from harness.tasks import make_task
+
+# Command-line keys that choose what to play rather than how (task= and train= pick config groups): they are
+# not applied to the run's config; dotted keys such as task.env.numEnvs are.
+_SELECTION_KEYS = {"task", "train", "checkpoint", "test", "experiment"}
+
+
+def run_play(cfg: DictConfig) -> dict:
+    """Play the checkpoint `cfg.checkpoint` names and print and save a report; returns the report."""
+    if not isinstance(cfg.num_episodes, int) or cfg.num_episodes < 1:
+        raise UserError(f"num_episodes must be a whole number >= 1, got {cfg.num_episodes!r}")
+    if cfg.export not in ("", "onnx", "jit"):
+        raise UserError(f"export={cfg.export} is unknown; use export=onnx or export=jit")
+    choice = resolve_checkpoint(cfg.checkpoint or "auto", RUNS_DIR, experiment_name(cfg))
+    state = load_checkpoint(choice.path)
+    run_dir = _run_dir_of(choice.path)
+    cfg = prepare_config(_run_config(cfg, run_dir))
+    _check_task(state, cfg.task_name, choice.path)
+    task = make_task(OmegaConf.to_container(cfg.task, resolve=True), cfg.sim_device, cfg.rl_device)
+    player = build_player(cfg, task, state, choice.path)
+    _print_choice(choice, state, cfg)
+    report = {"checkpoint": str(choice.path), "epoch": state.get("epoch"), **rollout(task, player, cfg.num_episodes)}
+    report.update(task=cfg.task_name, num_envs=task.num_envs, sim_device=cfg.sim_device, rl_device=cfg.rl_device)
+    report["report"] = str(_write_report(report, run_dir, choice.path))
+    print_report(report)
+    if cfg.export:
+        from harness.export import export_policy
+
+        path = export_policy(player.model, task.num_obs, cfg.export, run_dir / "exported", choice.path.stem)
+        print(f"Exported the policy ({cfg.export}) to {path}")
+    return report
+
+
+def _run_dir_of(checkpoint: Path) -> Path:
+    return checkpoint.parent.parent if checkpoint.parent.name == "nn" else checkpoint.parent
+
+
+def _run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """The run's own config.yaml with this command line's overrides on top (the composed config if none)."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        print(f"{saved} not found: using the config of this command line.")
+        return cfg
+    run_cfg = OmegaConf.load(saved)
+    if cfg.task_name != run_cfg.task_name and _given("task"):
+        raise UserError(f"{run_dir} is a run of task {run_cfg.task_name}, not task={cfg.task_name}")
+    for key in ("num_episodes", "export", "checkpoint", "test"):
+        run_cfg[key] = cfg[key]
+    for override in HydraConfig.get().overrides.task if HydraConfig.initialized() else []:
+        key, _, value = override.lstrip("+").partition("=")
+        if key not in _SELECTION_KEYS:
+            OmegaConf.update(run_cfg, key, yaml.safe_load(value) if value else "", force_add=True)
+    if _given("num_envs"):
+        run_cfg.task.env.numEnvs = run_cfg.train.params.config.num_actors = cfg.num_envs
+    return run_cfg
+
+
+def _given(key: str) -> bool:
+    if not HydraConfig.initialized():
+        return False
+    return any(o.lstrip("+").split("=", 1)[0] == key for o in HydraConfig.get().overrides.task)
+
+
+def _check_task(state: dict, task_name: str, path: Path) -> None:
+    trained_on = (state.get("env_state") or {}).get("task")
+    if trained_on is not None and trained_on != task_name:
+        raise UserError(f"{path} is a checkpoint of task {trained_on}, not {task_name}; play it with task={trained_on}")
+
+
+def build_player(cfg: DictConfig, task, state: dict, path: Path):
+    """rl_games' own continuous PPO player, built from the run's train config, with the checkpoint's weights."""
+    params = OmegaConf.to_container(cfg.train.params, resolve=True)
+    env_info = {"observation_space": task.observation_space, "action_space": task.action_space, "agents": 1}
+    params["config"].update(env_info=env_info, vec_env=None, device_name=cfg.rl_device)
+    params["config"]["player"] = {"deterministic": True, "games_num": cfg.num_episodes, "print_stats": False}
+    runner = Runner()
+    runner.load({"params": params})
+    player = runner.create_player()
+    player.has_batch_dimension = True
+    _check_shapes(state["model"], player.model.state_dict(), path, cfg.task_name)
+    player.model.load_state_dict(state["model"])
+    return player
+
+
+def _check_shapes(saved: dict, built: dict, path: Path, task_name: str) -> None:
+    """Refuse, in one line, weights that do not fit the network the config builds."""
+    obs_key, act_key = "running_mean_std.running_mean", "a2c_network.mu.weight"
+    if obs_key in saved and act_key in saved and obs_key in built:
+        saved_io = (saved[obs_key].shape[0], saved[act_key].shape[0])
+        built_io = (built[obs_key].shape[0], built[act_key].shape[0])
+        if saved_io != built_io:
+            raise UserError(
+                f"{path} was trained with {saved_io[0]} observations and {saved_io[1]} actions, but task {task_name} "
+                f"has {built_io[0]} and {built_io[1]}: it is a checkpoint of another task"
+            )
+    for key in sorted(set(saved) | set(built)):
+        if key not in saved or key not in built or saved[key].shape != built[key].shape:
+            have = tuple(saved[key].shape) if key in saved else "nothing"
+            want = tuple(built[key].shape) if key in built else "nothing"
+            raise UserError(
+                f"{path} does not fit the network of the config: {key} is {have} in the checkpoint, {want} in the "
+                f"network (train.params.network differs from the one it was trained with)"
+            )
+
+
+def _print_choice(choice: Checkpoint, state: dict, cfg: DictConfig) -> None:
+    named = periodic_epoch_and_reward(choice.path, choice.path.name.split("_ep_")[0].removeprefix("last_"))
+    reward = float(named[1] if named else state.get("last_mean_rewards", math.nan))
+    reward_text = f", mean reward {reward:.2f}" if math.isfinite(reward) else ""
+    print(
+        f"Playing {choice.path}: {choice.reason} (epoch {state.get('epoch', '?')}{reward_text}); "
+        f"{cfg.task.env.numEnvs} envs on {cfg.sim_device}"
+    )
+
+
+def rollout(task, player, num_episodes: int) -> dict:
+    """Run the deterministic policy until `num_episodes` episodes have ended; their returns and lengths.
+
+    The episodes counted are fixed in advance (env 0's first, env 1's first, ..., then second episodes), so
+    short episodes are not favoured over long ones. Host syncs: one every 50 steps, to check for the end.
+    """
+    n_envs, device = task.num_envs, task.rl_device
+    rounds = math.ceil(num_episodes / n_envs)
+    need = torch.full((n_envs,), rounds, device=device)
+    need[num_episodes - (rounds - 1) * n_envs :] -= 1
+    returns = torch.zeros(rounds, n_envs, device=device)
+    lengths = torch.zeros(rounds, n_envs, device=device)
+    finished = torch.zeros(n_envs, dtype=torch.long, device=device)
+    episode_return = torch.zeros(n_envs, device=device)
+    episode_length = torch.zeros(n_envs, device=device)
+    envs = torch.arange(n_envs, device=device)
+    obs = task.reset()["obs"]
+    start, steps = time.perf_counter(), 0
+    while True:
+        obs_dict, reward, done, _ = task.step(player.get_action(obs, is_deterministic=True))
+        obs, steps = obs_dict["obs"], steps + 1
+        episode_return += reward
+        episode_length += 1
+        record = done & (finished < need)
+        slot = finished.clamp(max=rounds - 1)
+        returns[slot, envs] = torch.where(record, episode_return, returns[slot, envs])
+        lengths[slot, envs] = torch.where(record, episode_length, lengths[slot, envs])
+        finished += record
+        episode_return.masked_fill_(done, 0.0)
+        episode_length.masked_fill_(done, 0.0)
+        if steps % 50 == 0 and bool((finished >= need).all()):
+            break
+    seconds = time.perf_counter() - start
+    counted = torch.arange(rounds, device=device)[:, None] < need[None, :]
+    returns, lengths = returns[counted].double(), lengths[counted].double()
+    return {
+        "episodes": int(returns.numel()),
+        "return_mean": returns.mean().item(),
+        "return_std": returns.std(unbiased=False).item(),
+        "length_mean": lengths.mean().item(),
+        "env_steps_per_s": steps * n_envs / seconds,
+        "returns": returns.tolist(),
+    }
+
+
+def _write_report(report: dict, run_dir: Path, checkpoint: Path) -> Path:
+    folder = run_dir / "play"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = folder / f"{checkpoint.stem}_{stamp}.json"
+    suffix = 1
+    while path.exists():  # two plays in one second: never overwrite a report
+        path, suffix = folder / f"{checkpoint.stem}_{stamp}_{suffix}.json", suffix + 1
+    write_text_atomic(path, json.dumps({**report, "report": str(path)}, indent=2) + "\n")
+    return path
+
+
+def print_report(report: dict) -> None:
+    """The play report, a few aligned lines."""
+    print(
+        f"\nPlay report: {report['task']}, {report['checkpoint']} (epoch {report['epoch']})\n"
+        f"  episodes          {report['episodes']}\n"
+        f"  return            {report['return_mean']:.2f} mean, {report['return_std']:.2f} std\n"
+        f"  episode length    {report['length_mean']:.1f} mean\n"
+        f"  inference         {report['env_steps_per_s']:,.0f} env steps/s "
+        f"({report['num_envs']} envs, deterministic policy on {report['rl_device']})\n"
+        f"  written to        {report['report']}"
+    )
