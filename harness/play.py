@@ -27,8 +27,9 @@ _SELECTION_KEYS = {"task", "train", "checkpoint", "test", "experiment"}
 
 def run_play(cfg: DictConfig) -> dict:
     """Play the checkpoint `cfg.checkpoint` names and print and save a report; returns the report."""
-    if not isinstance(cfg.num_episodes, int) or cfg.num_episodes < 1:
-        raise UserError(f"num_episodes must be a whole number >= 1, got {cfg.num_episodes!r}")
+    for key in ("num_episodes", "video_length"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise UserError(f"{key} must be a whole number >= 1, got {cfg[key]!r}")
     if cfg.export not in ("", "onnx", "jit"):
         raise UserError(f"export={cfg.export} is unknown; use export=onnx or export=jit")
     choice = resolve_checkpoint(cfg.checkpoint or "auto", RUNS_DIR, experiment_name(cfg))
@@ -39,10 +40,23 @@ def run_play(cfg: DictConfig) -> dict:
     task = make_task(OmegaConf.to_container(cfg.task, resolve=True), cfg.sim_device, cfg.rl_device)
     player = build_player(cfg, task, state, choice.path)
     _print_choice(choice, state, cfg)
-    report = {"checkpoint": str(choice.path), "epoch": state.get("epoch"), **rollout(task, player, cfg.num_episodes)}
-    report.update(task=cfg.task_name, num_envs=task.num_envs, sim_device=cfg.sim_device, rl_device=cfg.rl_device)
+    summary, poses = rollout(task, player, cfg.num_episodes, cfg.deterministic, cfg.video_length if cfg.video else 0)
+    report = {"checkpoint": str(choice.path), "epoch": state.get("epoch"), **summary}
+    report.update(
+        task=cfg.task_name,
+        num_envs=task.num_envs,
+        sim_device=cfg.sim_device,
+        rl_device=cfg.rl_device,
+        deterministic=cfg.deterministic,
+    )
     report["report"] = str(_write_report(report, run_dir, choice.path))
     print_report(report)
+    if cfg.video:
+        from harness.video import write_video
+
+        fps = 1.0 / (cfg.task.sim.dt * cfg.task.env.get("controlFrequencyInv", 1))
+        path = run_dir / "videos" / f"{Path(report['report']).stem}.mp4"
+        print(f"Video of env 0 ({len(poses)} steps): {write_video(task.sim.mj_model, poses, fps, path)}")
     if cfg.export:
         from harness.export import export_policy
 
@@ -64,7 +78,7 @@ def _run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     run_cfg = OmegaConf.load(saved)
     if cfg.task_name != run_cfg.task_name and _given("task"):
         raise UserError(f"{run_dir} is a run of task {run_cfg.task_name}, not task={cfg.task_name}")
-    for key in ("num_episodes", "export", "checkpoint", "test"):
+    for key in ("num_episodes", "deterministic", "video", "video_length", "export", "checkpoint", "test"):
         run_cfg[key] = cfg[key]
     for override in HydraConfig.get().overrides.task if HydraConfig.initialized() else []:
         key, _, value = override.lstrip("+").partition("=")
@@ -92,7 +106,11 @@ def build_player(cfg: DictConfig, task, state: dict, path: Path):
     params = OmegaConf.to_container(cfg.train.params, resolve=True)
     env_info = {"observation_space": task.observation_space, "action_space": task.action_space, "agents": 1}
     params["config"].update(env_info=env_info, vec_env=None, device_name=cfg.rl_device)
-    params["config"]["player"] = {"deterministic": True, "games_num": cfg.num_episodes, "print_stats": False}
+    params["config"]["player"] = {
+        "deterministic": cfg.deterministic,
+        "games_num": cfg.num_episodes,
+        "print_stats": False,
+    }
     runner = Runner()
     runner.load({"params": params})
     player = runner.create_player()
@@ -133,49 +151,71 @@ def _print_choice(choice: Checkpoint, state: dict, cfg: DictConfig) -> None:
     )
 
 
-def rollout(task, player, num_episodes: int) -> dict:
-    """Run the deterministic policy until `num_episodes` episodes have ended; their returns and lengths.
+class EpisodeTally:
+    """Returns and lengths of episodes fixed in advance: env 0's first, env 1's first, ..., then second ones.
 
-    The episodes counted are fixed in advance (env 0's first, env 1's first, ..., then second episodes), so
-    short episodes are not favoured over long ones. Host syncs: one every 50 steps, to check for the end.
+    Fixing them in advance means short episodes are not favoured over long ones. Updates stay on the device.
     """
-    n_envs, device = task.num_envs, task.rl_device
-    rounds = math.ceil(num_episodes / n_envs)
-    need = torch.full((n_envs,), rounds, device=device)
-    need[num_episodes - (rounds - 1) * n_envs :] -= 1
-    returns = torch.zeros(rounds, n_envs, device=device)
-    lengths = torch.zeros(rounds, n_envs, device=device)
-    finished = torch.zeros(n_envs, dtype=torch.long, device=device)
-    episode_return = torch.zeros(n_envs, device=device)
-    episode_length = torch.zeros(n_envs, device=device)
-    envs = torch.arange(n_envs, device=device)
+
+    def __init__(self, num_envs: int, num_episodes: int, device: torch.device) -> None:
+        self.rounds = math.ceil(num_episodes / num_envs)
+        self.need = torch.full((num_envs,), self.rounds, device=device)
+        self.need[num_episodes - (self.rounds - 1) * num_envs :] -= 1
+        self.returns = torch.zeros(self.rounds, num_envs, device=device)
+        self.lengths = torch.zeros(self.rounds, num_envs, device=device)
+        self.finished = torch.zeros(num_envs, dtype=torch.long, device=device)
+        self.episode_return = torch.zeros(num_envs, device=device)
+        self.episode_length = torch.zeros(num_envs, device=device)
+        self.envs = torch.arange(num_envs, device=device)
+
+    def update(self, reward: torch.Tensor, done: torch.Tensor) -> None:
+        self.episode_return += reward
+        self.episode_length += 1
+        record = done & (self.finished < self.need)
+        slot = self.finished.clamp(max=self.rounds - 1)
+        self.returns[slot, self.envs] = torch.where(record, self.episode_return, self.returns[slot, self.envs])
+        self.lengths[slot, self.envs] = torch.where(record, self.episode_length, self.lengths[slot, self.envs])
+        self.finished += record
+        self.episode_return.masked_fill_(done, 0.0)
+        self.episode_length.masked_fill_(done, 0.0)
+
+    def complete(self) -> bool:
+        """Whether every counted episode has ended (a host sync)."""
+        return bool((self.finished >= self.need).all())
+
+    def summary(self) -> dict:
+        counted = torch.arange(self.rounds, device=self.need.device)[:, None] < self.need[None, :]
+        returns, lengths = self.returns[counted].double(), self.lengths[counted].double()
+        return {
+            "episodes": int(returns.numel()),
+            "return_mean": returns.mean().item(),
+            "return_std": returns.std(unbiased=False).item(),
+            "length_mean": lengths.mean().item(),
+            "returns": returns.tolist(),
+        }
+
+
+def rollout(task, player, num_episodes: int, deterministic: bool = True, record_steps: int = 0):
+    """Run the policy until `num_episodes` counted episodes have ended; the summary, and env 0's poses.
+
+    Env 0's poses (`record_steps` at most) are kept on the device for a video. Host syncs: one every 50 steps.
+    """
+    tally = EpisodeTally(task.num_envs, num_episodes, task.rl_device)
+    poses = torch.zeros(record_steps, task.sim.qpos.shape[1], device=task.device)
     obs = task.reset()["obs"]
     start, steps = time.perf_counter(), 0
     while True:
-        obs_dict, reward, done, _ = task.step(player.get_action(obs, is_deterministic=True))
-        obs, steps = obs_dict["obs"], steps + 1
-        episode_return += reward
-        episode_length += 1
-        record = done & (finished < need)
-        slot = finished.clamp(max=rounds - 1)
-        returns[slot, envs] = torch.where(record, episode_return, returns[slot, envs])
-        lengths[slot, envs] = torch.where(record, episode_length, lengths[slot, envs])
-        finished += record
-        episode_return.masked_fill_(done, 0.0)
-        episode_length.masked_fill_(done, 0.0)
-        if steps % 50 == 0 and bool((finished >= need).all()):
+        obs_dict, reward, done, _ = task.step(player.get_action(obs, is_deterministic=deterministic))
+        obs = obs_dict["obs"]
+        if steps < record_steps:
+            poses[steps] = task.sim.qpos[0]
+        steps += 1
+        tally.update(reward, done)
+        if steps % 50 == 0 and tally.complete():
             break
     seconds = time.perf_counter() - start
-    counted = torch.arange(rounds, device=device)[:, None] < need[None, :]
-    returns, lengths = returns[counted].double(), lengths[counted].double()
-    return {
-        "episodes": int(returns.numel()),
-        "return_mean": returns.mean().item(),
-        "return_std": returns.std(unbiased=False).item(),
-        "length_mean": lengths.mean().item(),
-        "env_steps_per_s": steps * n_envs / seconds,
-        "returns": returns.tolist(),
-    }
+    summary = {**tally.summary(), "env_steps_per_s": steps * task.num_envs / seconds}
+    return summary, poses[: min(steps, record_steps)]
 
 
 def _write_report(report: dict, run_dir: Path, checkpoint: Path) -> Path:
@@ -198,6 +238,7 @@ def print_report(report: dict) -> None:
         f"  return            {report['return_mean']:.2f} mean, {report['return_std']:.2f} std\n"
         f"  episode length    {report['length_mean']:.1f} mean\n"
         f"  inference         {report['env_steps_per_s']:,.0f} env steps/s "
-        f"({report['num_envs']} envs, deterministic policy on {report['rl_device']})\n"
+        f"({report['num_envs']} envs, {'deterministic' if report['deterministic'] else 'stochastic'} policy "
+        f"on {report['rl_device']})\n"
         f"  written to        {report['report']}"
     )

@@ -50,6 +50,25 @@ def test_train_py_test_true_plays_too(run):
     assert "the newest periodic checkpoint" in result.stdout and "episodes          3" in result.stdout
 
 
+def test_video_shows_the_robot_moving(run):
+    import imageio
+
+    result = run_script("play.py", *PLAY, "num_episodes=2", "video=True", "video_length=30", cwd=run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    videos = list((run / "runs" / "Ant" / "videos").glob("*.mp4"))
+    assert len(videos) == 1 and f"Video of env 0 (30 steps): {videos[0].relative_to(run)}" in result.stdout
+    frames = np.stack([frame for frame in imageio.get_reader(videos[0])])  # list() asks the reader for len: inf
+    assert frames.shape == (30, 480, 640, 3)
+    assert (frames.reshape(30, -1).std(axis=1) > 10).all(), "no blank frame"
+    assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 1, "the picture changes as the robot moves"
+
+
+def test_stochastic_play_samples_actions(run):
+    result = run_script("play.py", *PLAY, "deterministic=False", "num_episodes=4", cwd=run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "stochastic policy on cpu" in result.stdout
+
+
 def test_export_onnx_gives_the_torch_policys_actions(run):
     import onnxruntime
 
@@ -132,6 +151,7 @@ def test_network_of_other_shapes_is_refused(run):
         ),
         (["checkpoint=runs/Ant/nn/missing.pth"], "no such file or run folder"),
         (["num_episodes=0"], "num_episodes must be a whole number >= 1"),
+        (["video=True", "video_length=0"], "video_length must be a whole number >= 1"),
         (["export=tflite"], "export=tflite is unknown"),
     ],
 )
