@@ -34,13 +34,18 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     if cfg.physics_engine == "physx":
         raise UserError("physics_engine=physx (Isaac Gym) is not supported yet; use physics_engine=mjwarp")
     _check_num_envs(cfg.num_envs)
+    if cfg.multi_gpu:
+        device = multi_gpu_device(dict(os.environ), torch.cuda.device_count())
+        torch.cuda.set_device(device)
+        cfg.sim_device = cfg.rl_device = device
     asked = {key: cfg[key] for key in ("sim_device", "rl_device")}
     for key, device in asked.items():
         cfg[key] = choose_device(device, key)
     fell_back = [f"{key}={device}" for key, device in asked.items() if cfg[key] == "cpu" and device != "cpu"]
     if fell_back:
         print(f"No CUDA device found: running on the CPU instead of {' and '.join(fell_back)}.")
-    cfg.seed = set_seed(cfg.seed, cfg.torch_deterministic)
+    # Ranks seed differently (seed + rank); the config keeps the base seed, to which rl_games adds the rank too.
+    cfg.seed = set_seed(cfg.seed, cfg.torch_deterministic, offset=global_rank())
     try:
         OmegaConf.resolve(cfg)
     except Exception as error:  # omegaconf raises several types; all mean a bad value in the config
@@ -82,14 +87,37 @@ def _given_on_command_line(key: str) -> bool:
     return any(override.split("=", 1)[0].lstrip("+~") == key for override in HydraConfig.get().overrides.task)
 
 
-def set_seed(seed: int, torch_deterministic: bool = False) -> int:
-    """Seed Python, NumPy and torch; seed -1 draws a random one. Returns the seed used."""
+def multi_gpu_device(env: dict, device_count: int) -> str:
+    """The device of this process in a torchrun launch: cuda:LOCAL_RANK, checked against the machine."""
+    if "LOCAL_RANK" not in env or "WORLD_SIZE" not in env:
+        raise UserError(
+            "multi_gpu=True needs torchrun's environment: "
+            "torchrun --standalone --nproc_per_node=<GPUs> train.py ... multi_gpu=True"
+        )
+    if device_count == 0:
+        raise UserError("multi_gpu=True needs CUDA GPUs, and this machine has none")
+    ranks_here = int(env.get("LOCAL_WORLD_SIZE", env["WORLD_SIZE"]))
+    if ranks_here > device_count:
+        raise UserError(
+            f"torchrun started {ranks_here} processes on this machine, which has {device_count} GPU(s); "
+            f"use --nproc_per_node={device_count} or fewer"
+        )
+    return f"cuda:{int(env['LOCAL_RANK'])}"
+
+
+def global_rank() -> int:
+    """This process's rank in a torchrun launch (0 when there is none)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def set_seed(seed: int, torch_deterministic: bool = False, offset: int = 0) -> int:
+    """Seed Python, NumPy and torch with seed + offset; seed -1 draws a random one. Returns the seed (no offset)."""
     if seed == -1:
         seed = random.SystemRandom().randrange(0, 2**31 - 1)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed + offset)
+    np.random.seed(seed + offset)
+    torch.manual_seed(seed + offset)
+    os.environ["PYTHONHASHSEED"] = str(seed + offset)
     if torch_deterministic:
         # cuBLAS needs this workspace setting to be deterministic.
         os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"

@@ -78,7 +78,7 @@ def _run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
     run_cfg = OmegaConf.load(saved)
     if cfg.task_name != run_cfg.task_name and _given("task"):
         raise UserError(f"{run_dir} is a run of task {run_cfg.task_name}, not task={cfg.task_name}")
-    for key in ("num_episodes", "deterministic", "video", "video_length", "export", "checkpoint", "test"):
+    for key in ("num_episodes", "deterministic", "video", "video_length", "export", "checkpoint", "test", "multi_gpu"):
         run_cfg[key] = cfg[key]
     for override in HydraConfig.get().overrides.task if HydraConfig.initialized() else []:
         key, _, value = override.lstrip("+").partition("=")

@@ -19,8 +19,11 @@ def experiment_name(cfg: DictConfig) -> str:
     return str(name)
 
 
-def prepare_run_dir(cfg: DictConfig, experiment: str) -> Path:
-    """Create runs/<experiment>/ for a new run and write its config.yaml; refuse to mix into an earlier run."""
+def prepare_run_dir(cfg: DictConfig, experiment: str, write: bool = True) -> Path:
+    """Create runs/<experiment>/ for a new run and write its config.yaml; refuse to mix into an earlier run.
+
+    Every rank of a multi-GPU run checks (so all refuse together); only rank 0 writes (`write`).
+    """
     run_dir = RUNS_DIR / experiment
     earlier = sorted((run_dir / "nn").glob("*.pth"))
     if earlier:
@@ -28,6 +31,8 @@ def prepare_run_dir(cfg: DictConfig, experiment: str) -> Path:
             f"{run_dir / 'nn'} already holds {len(earlier)} checkpoint(s) of an earlier run; start a new run with "
             f"experiment=<new name>, or continue that one with checkpoint=<one of its .pth files>"
         )
+    if not write:
+        return run_dir
     try:
         (run_dir / "nn").mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import prepare_config
+from harness.config import global_rank, prepare_config
 from harness.errors import UserError
 from harness.progress import ProgressObserver
 from harness.rlgames import build_runner, register_env
@@ -27,13 +28,15 @@ def run_train(cfg: DictConfig) -> None:
     experiment = experiment_name(cfg)
     # Write config.yaml before the runner exists: rl_games mutates the params it is given.
     if checkpoint is None:
-        prepare_run_dir(cfg, experiment)
+        prepare_run_dir(cfg, experiment, write=global_rank() == 0)
     params = rl_games_params(cfg, experiment)
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     register_env(lambda: make_task(task_cfg, cfg.sim_device, cfg.rl_device))
     runner = build_runner(params, ProgressObserver())
     envs = cfg.task.env.numEnvs
-    print(f"Training {cfg.task_name}: {envs} envs on {cfg.sim_device}, run folder {RUNS_DIR / experiment}")
+    if global_rank() == 0:
+        ranks = f" x {os.environ['WORLD_SIZE']} GPUs" if cfg.multi_gpu else ""
+        print(f"Training {cfg.task_name}: {envs} envs{ranks} on {cfg.sim_device}, run folder {RUNS_DIR / experiment}")
     runner.run({"train": True, "play": False, "checkpoint": checkpoint, "sigma": cfg.sigma or None})
 
 

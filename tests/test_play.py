@@ -69,6 +69,19 @@ def test_stochastic_play_samples_actions(run):
     assert "stochastic policy on cpu" in result.stdout
 
 
+def test_a_multi_gpu_run_plays_in_one_process(run):
+    config = run / "runs" / "Ant" / "config.yaml"
+    text = config.read_text()
+    assert "multi_gpu: false" in text
+    config.write_text(text.replace("multi_gpu: false", "multi_gpu: true"))
+    try:
+        result = run_script("play.py", *PLAY, "num_episodes=2", cwd=run)
+    finally:
+        config.write_text(text)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "episodes          2" in result.stdout
+
+
 def test_export_onnx_gives_the_torch_policys_actions(run):
     import onnxruntime
 

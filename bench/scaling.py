@@ -1,0 +1,100 @@
+"""Multi-GPU scaling of end-to-end training: total env steps/s at 1, 2, ... GPUs with the same envs per GPU.
+
+    python bench/scaling.py --gpus 1 2 --num-envs 4096 --epochs 40
+
+Runs the real train.py (under torchrun for more than one GPU) in a temporary folder, reads rank 0's progress
+lines, prints a table and writes it as JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROGRESS = re.compile(r"^epoch +(\d+)/\d+ \| +([\d,]+) steps/s")
+
+
+def train_rate(gpus: int, args) -> float:
+    """Median total env steps/s over the epochs after the first three (warm-up) of one training run."""
+    overrides = [
+        f"task={args.task}",
+        f"num_envs={args.num_envs}",
+        f"max_iterations={args.epochs}",
+        "headless=True",
+        f"experiment=scaling_{gpus}",
+        *args.override,
+    ]
+    if gpus == 1:
+        cmd = [sys.executable, str(ROOT / "train.py"), *overrides]
+    else:
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes=1",
+            f"--nproc_per_node={gpus}",
+            str(ROOT / "train.py"),
+            *overrides,
+            "multi_gpu=True",
+        ]
+    with tempfile.TemporaryDirectory() as workdir:
+        out = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"training on {gpus} GPU(s) failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    rates = [
+        float(m[2].replace(",", ""))
+        for line in out.stdout.splitlines()
+        if (m := PROGRESS.match(line)) and int(m[1]) > 3
+    ]
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="Ant")
+    parser.add_argument("--gpus", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--num-envs", type=int, default=4096, help="envs per GPU")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--override", nargs="+", action="extend", default=[], help="extra Hydra overrides")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    import torch
+
+    rows = [{"gpus": gpus, "env_steps_per_s": train_rate(gpus, args)} for gpus in args.gpus]
+    base = rows[0]["env_steps_per_s"] / rows[0]["gpus"]
+    device = torch.cuda.get_device_name(0)
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    print(f"\n{args.task}, {args.num_envs} envs per GPU, on {device} ({date})")
+    print(f"{'GPUs':>5} | {'total env steps/s':>18} | {'speed-up':>8} | {'efficiency':>10}")
+    for row in rows:
+        row["speed_up"] = row["env_steps_per_s"] / base
+        print(
+            f"{row['gpus']:>5} | {row['env_steps_per_s']:>18,.0f} | {row['speed_up']:>7.2f}x"
+            f" | {row['speed_up'] / row['gpus']:>9.0%}"
+        )
+    result = {
+        "task": args.task,
+        "date": date,
+        "device": device,
+        "num_envs_per_gpu": args.num_envs,
+        "command": " ".join(["python", "bench/scaling.py", *sys.argv[1:]]),
+        "torch": torch.__version__,
+        "rows": rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{date[:16].replace(':', '')}-{args.task}-scaling.json").write_text(
+        json.dumps(result, indent=2) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
