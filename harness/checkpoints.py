@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
@@ -24,11 +25,15 @@ def checkpoint_path(stem: str) -> Path:
 def save_atomic(state: dict, path: Path) -> None:
     """Write `state` to `path` so that a crash at any moment leaves either the old file or the new one."""
     path = Path(path)
+    # Serialized in memory first: torch.save hides a failed write (a full disk) behind a vague RuntimeError,
+    # while a plain write raises the OSError that says what happened.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; checkpoints get the usual mode
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -117,3 +122,31 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{path} is not an rl_games checkpoint: it has no 'model' weights")
     return state
+
+
+def check_task(state: dict, task_name: str, path: Path) -> None:
+    """Refuse a checkpoint whose env_state names another task."""
+    trained_on = (state.get("env_state") or {}).get("task")
+    if trained_on is not None and trained_on != task_name:
+        raise UserError(f"{path} is a checkpoint of task {trained_on}, not {task_name}; use task={trained_on}")
+
+
+def check_network(saved: dict, built: dict, path: Path, task_name: str) -> None:
+    """Refuse, in one line, weights that do not fit the network the config builds."""
+    obs_key, act_key = "running_mean_std.running_mean", "a2c_network.mu.weight"
+    if obs_key in saved and act_key in saved and obs_key in built:
+        saved_io = (saved[obs_key].shape[0], saved[act_key].shape[0])
+        built_io = (built[obs_key].shape[0], built[act_key].shape[0])
+        if saved_io != built_io:
+            raise UserError(
+                f"{path} was trained with {saved_io[0]} observations and {saved_io[1]} actions, but task {task_name} "
+                f"has {built_io[0]} and {built_io[1]}: it is a checkpoint of another task"
+            )
+    for key in sorted(set(saved) | set(built)):
+        if key not in saved or key not in built or saved[key].shape != built[key].shape:
+            have = tuple(saved[key].shape) if key in saved else "nothing"
+            want = tuple(built[key].shape) if key in built else "nothing"
+            raise UserError(
+                f"{path} does not fit the network of the config: {key} is {have} in the checkpoint, {want} in the "
+                f"network (train.params.network differs from the one it was trained with)"
+            )

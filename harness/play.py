@@ -14,7 +14,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from rl_games.torch_runner import Runner
 
-from harness.checkpoints import Checkpoint, load_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
+from harness.checkpoints import (
+    Checkpoint,
+    check_network,
+    check_task,
+    load_checkpoint,
+    periodic_epoch_and_reward,
+    resolve_checkpoint,
+)
 from harness.config import prepare_config
 from harness.errors import UserError
 from harness.runs import RUNS_DIR, experiment_name, write_text_atomic
@@ -36,7 +43,7 @@ def run_play(cfg: DictConfig) -> dict:
     state = load_checkpoint(choice.path)
     run_dir = _run_dir_of(choice.path)
     cfg = prepare_config(_run_config(cfg, run_dir))
-    _check_task(state, cfg.task_name, choice.path)
+    check_task(state, cfg.task_name, choice.path)
     task = make_task(OmegaConf.to_container(cfg.task, resolve=True), cfg.sim_device, cfg.rl_device)
     player = build_player(cfg, task, state, choice.path)
     _print_choice(choice, state, cfg)
@@ -95,12 +102,6 @@ def _given(key: str) -> bool:
     return any(o.lstrip("+").split("=", 1)[0] == key for o in HydraConfig.get().overrides.task)
 
 
-def _check_task(state: dict, task_name: str, path: Path) -> None:
-    trained_on = (state.get("env_state") or {}).get("task")
-    if trained_on is not None and trained_on != task_name:
-        raise UserError(f"{path} is a checkpoint of task {trained_on}, not {task_name}; play it with task={trained_on}")
-
-
 def build_player(cfg: DictConfig, task, state: dict, path: Path):
     """rl_games' own continuous PPO player, built from the run's train config, with the checkpoint's weights."""
     params = OmegaConf.to_container(cfg.train.params, resolve=True)
@@ -115,30 +116,9 @@ def build_player(cfg: DictConfig, task, state: dict, path: Path):
     runner.load({"params": params})
     player = runner.create_player()
     player.has_batch_dimension = True
-    _check_shapes(state["model"], player.model.state_dict(), path, cfg.task_name)
+    check_network(state["model"], player.model.state_dict(), path, cfg.task_name)
     player.model.load_state_dict(state["model"])
     return player
-
-
-def _check_shapes(saved: dict, built: dict, path: Path, task_name: str) -> None:
-    """Refuse, in one line, weights that do not fit the network the config builds."""
-    obs_key, act_key = "running_mean_std.running_mean", "a2c_network.mu.weight"
-    if obs_key in saved and act_key in saved and obs_key in built:
-        saved_io = (saved[obs_key].shape[0], saved[act_key].shape[0])
-        built_io = (built[obs_key].shape[0], built[act_key].shape[0])
-        if saved_io != built_io:
-            raise UserError(
-                f"{path} was trained with {saved_io[0]} observations and {saved_io[1]} actions, but task {task_name} "
-                f"has {built_io[0]} and {built_io[1]}: it is a checkpoint of another task"
-            )
-    for key in sorted(set(saved) | set(built)):
-        if key not in saved or key not in built or saved[key].shape != built[key].shape:
-            have = tuple(saved[key].shape) if key in saved else "nothing"
-            want = tuple(built[key].shape) if key in built else "nothing"
-            raise UserError(
-                f"{path} does not fit the network of the config: {key} is {have} in the checkpoint, {want} in the "
-                f"network (train.params.network differs from the one it was trained with)"
-            )
 
 
 def _print_choice(choice: Checkpoint, state: dict, cfg: DictConfig) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import torch
 from rl_games.common.algo_observer import AlgoObserver
 
 
@@ -14,18 +15,27 @@ class ProgressObserver(AlgoObserver):
     def after_init(self, algo) -> None:
         self.algo = algo
         self.start_time = self.last_time = time.perf_counter()
-        self.start_epoch = algo.epoch_num
-        self.last_frame = algo.frame
+        self.start_epoch: int | None = None  # the epoch before this session's first (a resume starts late)
         self.steps_per_s: list[float] = []  # one figure per epoch, read by bench/
+        self.nonfinite_resets = torch.zeros((), dtype=torch.long, device=algo.ppo_device)
+
+    def process_infos(self, infos: dict, done_indices) -> None:
+        if "nonfinite_resets" in infos:  # a device scalar: summed without a host sync
+            self.nonfinite_resets += infos["nonfinite_resets"].to(self.nonfinite_resets.device)
 
     def after_print_stats(self, frame: int, epoch_num: int, total_time: float) -> None:
         # rl_games passes the frame count from before this epoch; its own counter is already updated.
         now = time.perf_counter()
-        steps_per_s = (self.algo.frame - self.last_frame) / max(now - self.last_time, 1e-9)
-        self.last_time, self.last_frame = now, self.algo.frame
+        if self.start_epoch is None:
+            self.start_epoch = epoch_num - 1
+        steps_per_s = (self.algo.frame - frame) / max(now - self.last_time, 1e-9)
+        self.last_time = now
         self.steps_per_s.append(steps_per_s)
+        nonfinite = int(self.nonfinite_resets.item())
         self.algo.writer.add_scalar("performance/env_steps_per_s", steps_per_s, frame)
-        print(self.format_line(epoch_num, steps_per_s, now - self.start_time), flush=True)
+        self.algo.writer.add_scalar("env/nonfinite_resets", nonfinite, frame)
+        line = self.format_line(epoch_num, steps_per_s, now - self.start_time)
+        print(line + (f" | {nonfinite} non-finite worlds reset" if nonfinite else ""), flush=True)
 
     def format_line(self, epoch: int, steps_per_s: float, elapsed: float) -> str:
         max_epochs = self.algo.max_epochs

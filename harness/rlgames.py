@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import os
+import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.common import env_configurations, vecenv
@@ -10,7 +14,15 @@ from rl_games.common.algo_observer import AlgoObserver
 from rl_games.common.ivecenv import IVecEnv
 from rl_games.torch_runner import Runner
 
-from harness.checkpoints import checkpoint_path, save_atomic, strip_compile_prefix
+from harness.checkpoints import (
+    check_network,
+    check_task,
+    checkpoint_path,
+    load_checkpoint,
+    save_atomic,
+    strip_compile_prefix,
+)
+from harness.errors import UserError
 
 
 class RlGamesVecEnv(IVecEnv):
@@ -47,13 +59,61 @@ def register_env(make_env: Callable[[], object]) -> None:
     env_configurations.register("rlgpu", {"vecenv_type": "RLGPU", "env_creator": lambda **kwargs: make_env()})
 
 
-class SafeSavingAgent(A2CAgent):
-    """rl_games' continuous PPO agent, saving plain rl_games checkpoints atomically."""
+class TrainingStopped(Exception):
+    """Training ended early on a signal, after saving a checkpoint."""
 
-    def save(self, fn: str) -> None:
+    def __init__(self, signum: int, path: Path) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum, self.path = signum, path
+
+
+class SafeSavingAgent(A2CAgent):
+    """rl_games' continuous PPO agent: atomic plain checkpoints, a faithful resume, a save on SIGINT/SIGTERM."""
+
+    stop_signal: int | None = None  # set by the signal handler; acted on at the next epoch boundary
+    _restored_best: float | None = None
+
+    def save(self, fn: str) -> Path:
         state = self.get_full_state_weights()
         state["model"] = strip_compile_prefix(state["model"])
-        save_atomic(state, checkpoint_path(fn))
+        path = checkpoint_path(fn)
+        try:
+            save_atomic(state, path)
+        except OSError as error:
+            raise UserError(
+                f"cannot write checkpoint {path}: {error.strerror}; free space or fix permissions, then "
+                "resume with checkpoint=auto (the checkpoints already there are intact)"
+            ) from None
+        return path
+
+    def restore(self, fn: str, set_epoch: bool = True) -> None:
+        """Load a checkpoint after checking it fits this task and network; keep its best reward and learning rate."""
+        state = load_checkpoint(Path(fn))
+        task_name = self.vec_env.env.cfg["name"]
+        check_task(state, task_name, Path(fn))
+        check_network(state["model"], self.model.state_dict(), Path(fn), task_name)
+        self.set_full_state_weights(state, set_epoch=set_epoch)
+        # rl_games keeps the adaptive learning rate outside the optimizer, and its train() forgets the best reward
+        # (so a worse policy would replace <name>.pth): carry both over.
+        self.last_lr = self.optimizer.param_groups[0]["lr"]
+        self._restored_best = float(state.get("last_mean_rewards", -math.inf))
+        print(
+            f"Resumed from {fn} at epoch {self.epoch_num} (frame {self.frame}, best mean reward "
+            f"{self._restored_best:.2f}, learning rate {self.last_lr:.2e})"
+        )
+
+    def update_epoch(self) -> int:
+        if self._restored_best is not None:  # train() has just reset the best reward: put it back
+            self.last_mean_rewards, self._restored_best = self._restored_best, None
+        if self.stop_signal is not None:
+            raise TrainingStopped(self.stop_signal, self._save_now())
+        return super().update_epoch()
+
+    def _save_now(self) -> Path:
+        reward = self.game_rewards.get_mean()[0] if self.game_rewards.current_size > 0 else -math.inf
+        if self.writer is not None:
+            self.writer.flush()
+        return self.save(os.path.join(self.nn_dir, f"last_{self.config['name']}_ep_{self.epoch_num}_rew_{reward}"))
 
 
 def build_runner(params: dict, observer: AlgoObserver) -> Runner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -29,7 +30,7 @@ def prepare_run_dir(cfg: DictConfig, experiment: str, write: bool = True) -> Pat
     if earlier:
         raise UserError(
             f"{run_dir / 'nn'} already holds {len(earlier)} checkpoint(s) of an earlier run; start a new run with "
-            f"experiment=<new name>, or continue that one with checkpoint=<one of its .pth files>"
+            f"experiment=<new name>, or continue that one with checkpoint=auto"
         )
     if not write:
         return run_dir
@@ -41,6 +42,19 @@ def prepare_run_dir(cfg: DictConfig, experiment: str, write: bool = True) -> Pat
             f"cannot write the run folder {run_dir}: {error.strerror}; run from a writable directory"
         ) from None
     return run_dir
+
+
+def append_config_history(cfg: DictConfig, experiment: str, write: bool = True) -> Path:
+    """On a resume, add this start's resolved config to runs/<experiment>/config_history.yaml; config.yaml stays."""
+    path = RUNS_DIR / experiment / "config_history.yaml"
+    if write:
+        entry = f"--- # resumed {datetime.now().isoformat(timespec='seconds')}\n" + OmegaConf.to_yaml(cfg, resolve=True)
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(entry)
+        except OSError as error:
+            raise UserError(f"cannot write {path}: {error.strerror}; run from a writable directory") from None
+    return path
 
 
 def write_text_atomic(path: Path, text: str) -> None:

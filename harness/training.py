@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from harness.checkpoints import periodic_epoch_and_reward, resolve_checkpoint
 from harness.config import global_rank, prepare_config
 from harness.errors import UserError
 from harness.progress import ProgressObserver
-from harness.rlgames import build_runner, register_env
-from harness.runs import RUNS_DIR, experiment_name, prepare_run_dir
+from harness.rlgames import SafeSavingAgent, TrainingStopped, build_runner, register_env
+from harness.runs import RUNS_DIR, append_config_history, experiment_name, prepare_run_dir
 from harness.tasks import make_task
 
 
@@ -24,20 +29,49 @@ def run_train(cfg: DictConfig) -> None:
         run_play(cfg)
         return
     cfg = prepare_config(cfg)
-    checkpoint = _checkpoint_to_resume(cfg.checkpoint)
     experiment = experiment_name(cfg)
-    # Write config.yaml before the runner exists: rl_games mutates the params it is given.
-    if checkpoint is None:
+    checkpoint = checkpoint_to_resume(cfg.checkpoint, experiment)
+    # Write the config before the runner exists: rl_games mutates the params it is given.
+    resuming_in_place = checkpoint is not None and checkpoint.parent == RUNS_DIR / experiment / "nn"
+    if resuming_in_place:
+        append_config_history(cfg, experiment, write=global_rank() == 0)
+    else:
         prepare_run_dir(cfg, experiment, write=global_rank() == 0)
     params = rl_games_params(cfg, experiment)
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     register_env(lambda: make_task(task_cfg, cfg.sim_device, cfg.rl_device))
     runner = build_runner(params, ProgressObserver())
-    envs = cfg.task.env.numEnvs
     if global_rank() == 0:
         ranks = f" x {os.environ['WORLD_SIZE']} GPUs" if cfg.multi_gpu else ""
+        envs = cfg.task.env.numEnvs
         print(f"Training {cfg.task_name}: {envs} envs{ranks} on {cfg.sim_device}, run folder {RUNS_DIR / experiment}")
-    runner.run({"train": True, "play": False, "checkpoint": checkpoint, "sigma": cfg.sigma or None})
+    with stop_on_signals():
+        try:
+            runner.run({"train": True, "play": False, "checkpoint": checkpoint and str(checkpoint), "sigma": None})
+        except TrainingStopped as stopped:
+            print(f"Training {stopped}: saved {stopped.path}; continue with checkpoint=auto", flush=True)
+            sys.exit(128 + stopped.signum)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """On SIGINT or SIGTERM, finish the epoch, save a checkpoint and stop; a second SIGINT stops at once."""
+
+    def request_stop(signum, frame) -> None:
+        if SafeSavingAgent.stop_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        SafeSavingAgent.stop_signal = signum
+        print(
+            f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this epoch (Ctrl-C again to quit now)"
+        )
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        SafeSavingAgent.stop_signal = None
 
 
 def rl_games_params(cfg: DictConfig, experiment: str) -> dict:
@@ -67,9 +101,19 @@ def _fit_minibatch(config: dict) -> None:
         )
 
 
-def _checkpoint_to_resume(checkpoint: str) -> str | None:
-    if not checkpoint:
+def checkpoint_to_resume(spec: str, experiment: str) -> Path | None:
+    """The checkpoint a training run starts from: none, or what `checkpoint=` names.
+
+    `auto` resumes runs/<experiment>/ from its newest checkpoint by epoch if the run has any, else starts fresh.
+    """
+    if not spec:
         return None
-    if not Path(checkpoint).is_file():
-        raise UserError(f"checkpoint={checkpoint} is not a file; give the path of a .pth checkpoint")
-    return checkpoint
+    nn = RUNS_DIR / experiment / "nn"
+    if spec == "auto":
+        if not any(nn.glob("*.pth")):
+            print(f"checkpoint=auto: no checkpoint in {nn}, starting a new run")
+            return None
+        spec = "latest" if any(periodic_epoch_and_reward(p, experiment) for p in nn.glob("last_*.pth")) else "best"
+    choice = resolve_checkpoint(spec, RUNS_DIR, experiment)
+    print(f"Resuming from {choice.path}: {choice.reason}")
+    return choice.path

@@ -84,7 +84,7 @@ def test_an_earlier_run_is_never_overwritten(trained):
         (["task=NoSuchTask"], "Could not find 'task/NoSuchTask'"),
         (["no_such_key=1"], "Could not override 'no_such_key'"),
         (["num_envs=0"], "num_envs must be a whole number >= 1"),
-        (["checkpoint=missing.pth"], "checkpoint=missing.pth is not a file"),
+        (["checkpoint=missing.pth"], "checkpoint=missing.pth: no such file or run folder"),
         (["physics_engine=bullet"], "physics_engine=bullet is unknown"),
     ],
 )

@@ -128,10 +128,8 @@ class Ant(VecTask):
             - s["jointsAtLimitCost"] * at_limit
         )
         fell = obs[:, 0] < self.termination_height
-        # A world whose physics went non-finite is ended and reset; its reward must not poison the return.
-        broken = ~(torch.isfinite(obs).all(-1) & torch.isfinite(reward))
-        self.rew_buf.copy_(torch.where(fell, s["deathCost"], torch.where(broken, 0.0, reward)))
-        return fell | broken
+        self.rew_buf.copy_(torch.where(fell, s["deathCost"], reward))
+        return fell
 
     def reset_envs(self, mask: torch.Tensor) -> None:
         self.sim.reset(mask)

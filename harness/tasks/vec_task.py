@@ -55,11 +55,17 @@ class VecTask:
         self.progress_buf += 1
         self.compute_observations()
         terminated = self.compute_reward()
+        # A world whose physics went non-finite is ended and reset, with reward 0, and counted: no NaN or inf
+        # reaches the policy, the normalizers or the returns.
+        nonfinite = ~(torch.isfinite(self.obs_buf).all(-1) & torch.isfinite(self.rew_buf))
+        self.rew_buf.masked_fill_(nonfinite, 0.0)
+        terminated |= nonfinite
         self.timeout_buf = (self.progress_buf >= self.max_episode_length - 1) & ~terminated
         self.reset_buf = terminated | self.timeout_buf
         self.reset_envs(self.reset_buf)
         self.compute_observations()
         self.extras["time_outs"] = self.timeout_buf.to(self.rl_device)
+        self.extras["nonfinite_resets"] = nonfinite.sum()
         return (
             {"obs": self.obs_buf.to(self.rl_device)},
             self.rew_buf.to(self.rl_device),

@@ -1,0 +1,233 @@
+"""Resume and crash safety: what a resume restores, the best-never-worse rule, kills, signals, bad input."""
+
+from __future__ import annotations
+
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import CPU, ROOT, compose_config, run_script
+from omegaconf import OmegaConf
+
+from harness.checkpoints import load_checkpoint
+from harness.config import prepare_config
+
+BASE = [
+    "task=Ant",
+    "num_envs=32",
+    *CPU,
+    "task.env.episodeLength=24",
+    "train.params.config.save_best_after=1",
+    "train.params.config.save_frequency=2",
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("resume")
+    result = run_script("train.py", *BASE, "max_iterations=4", cwd=workdir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return workdir
+
+
+def make_agent(workdir, monkeypatch, *overrides):
+    """rl_games' agent as train.py builds it, in this process."""
+    from harness.rlgames import build_runner, register_env
+    from harness.tasks import make_task
+    from harness.training import rl_games_params
+
+    monkeypatch.chdir(workdir)
+    cfg = prepare_config(compose_config(*BASE, *overrides))
+    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
+    register_env(lambda: make_task(task_cfg, "cpu", "cpu"))
+    runner = build_runner(rl_games_params(cfg, "Ant"), None)
+    return runner.algo_factory.create("a2c_continuous", base_name="run", params=runner.params)
+
+
+def test_resume_restores_the_whole_training_state(run, monkeypatch):
+    path = run / "runs" / "Ant" / "nn" / "last_Ant_ep_4_rew_"
+    path = next((run / "runs" / "Ant" / "nn").glob("last_Ant_ep_4_rew_*.pth"))
+    saved = load_checkpoint(path)
+    agent = make_agent(run, monkeypatch)
+    agent.restore(str(path))
+    model = agent.model.state_dict()
+    for key in (
+        "running_mean_std.running_mean",
+        "running_mean_std.running_var",
+        "value_mean_std.running_mean",
+        "a2c_network.mu.weight",
+        "a2c_network.sigma",
+    ):
+        torch.testing.assert_close(model[key], saved["model"][key])
+    optimizer = agent.optimizer.state_dict()
+    first = next(iter(saved["optimizer"]["state"]))
+    torch.testing.assert_close(optimizer["state"][first]["exp_avg"], saved["optimizer"]["state"][first]["exp_avg"])
+    assert float(optimizer["state"][first]["step"]) == float(saved["optimizer"]["state"][first]["step"]) > 0
+    saved_lr = saved["optimizer"]["param_groups"][0]["lr"]
+    assert agent.last_lr == saved_lr and saved_lr != 3e-4, "the adaptive learning rate, not the config's"
+    assert agent.epoch_num == saved["epoch"] == 4 and agent.frame == saved["frame"] == 4 * 32 * 16
+    assert agent.scaler.state_dict() == saved.get("scaler", agent.scaler.state_dict())
+    agent.last_mean_rewards = -1e9  # what rl_games' train() does before its first epoch
+    assert agent.update_epoch() == 5, "training continues at the next epoch"
+    assert agent.last_mean_rewards == pytest.approx(float(saved["last_mean_rewards"]))
+
+
+def test_resume_continues_the_run_in_place(run):
+    result = run_script("train.py", *BASE, "max_iterations=6", "checkpoint=auto", cwd=run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Resuming from runs/Ant/nn/last_Ant_ep_4_rew_" in result.stdout
+    epochs = re.findall(r"^epoch (\d+)/6", result.stdout, flags=re.M)
+    assert epochs == ["5", "6"], "the progress shows the resumed epochs of the whole run"
+    nn = run / "runs" / "Ant" / "nn"
+    assert any(nn.glob("last_Ant_ep_6_rew_*.pth"))
+    assert load_checkpoint(next(nn.glob("last_Ant_ep_6_rew_*.pth")))["frame"] == 6 * 32 * 16
+    history = (run / "runs" / "Ant" / "config_history.yaml").read_text()
+    assert history.startswith("--- # resumed") and "max_epochs: 6" in history
+    assert "max_epochs: 4" in (run / "runs" / "Ant" / "config.yaml").read_text(), "the first config is kept"
+
+
+def test_a_resumed_run_never_replaces_the_best_with_a_worse_policy(tmp_path):
+    assert run_script("train.py", *BASE, "max_iterations=2", cwd=tmp_path).returncode == 0
+    nn = tmp_path / "runs" / "Ant" / "nn"
+    latest = next(nn.glob("last_Ant_ep_2_rew_*.pth"))
+    state = torch.load(latest, weights_only=False)
+    state["last_mean_rewards"] = 1e6  # a best far above anything this tiny run reaches
+    torch.save(state, latest)
+    best_before = (nn / "Ant.pth").read_bytes()
+    result = run_script("train.py", *BASE, "max_iterations=4", "checkpoint=auto", cwd=tmp_path)
+    assert result.returncode == 0 and "saving next best" not in result.stdout
+    assert (nn / "Ant.pth").read_bytes() == best_before
+
+
+def test_auto_starts_fresh_when_there_is_no_run(tmp_path):
+    result = run_script("train.py", *BASE, "max_iterations=1", "checkpoint=auto", cwd=tmp_path)
+    assert result.returncode == 0 and "no checkpoint in runs/Ant/nn, starting a new run" in result.stdout
+    assert (tmp_path / "runs" / "Ant" / "config.yaml").is_file()
+
+
+def _start(workdir, *args) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for(predicate, timeout: float = 120.0, step: float = 0.001) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def test_sigkill_at_any_moment_loses_at_most_save_frequency_epochs(tmp_path):
+    """Killed mid-epoch and mid-save, then resumed with checkpoint=auto until the run is done."""
+    big = [
+        *BASE[:-1],
+        "train.params.config.save_frequency=1",
+        "train.params.network.mlp.units=[1024,1024,1024]",
+        "max_iterations=12",
+    ]
+    nn = tmp_path / "runs" / "Ant" / "nn"
+    saving = lambda: any(nn.glob(".*.tmp"))  # noqa: E731 - a checkpoint is being written right now
+    kills = [
+        lambda: _wait_for(lambda: len(list(nn.glob("last_*.pth"))) >= 2) and time.sleep(0.3),
+        lambda: _wait_for(saving),
+        lambda: _wait_for(saving),
+    ]
+    caught_mid_save = 0
+    for kill_when in kills:
+        process = _start(tmp_path, *big, "checkpoint=auto")
+        kill_when()
+        caught_mid_save += saving()
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        for path in nn.glob("*.pth"):
+            assert "model" in load_checkpoint(path), path  # every checkpoint on disk is whole
+    assert caught_mid_save >= 1, "at least one kill landed during a save"
+    newest = max(int(re.search(r"_ep_(\d+)_", p.name)[1]) for p in nn.glob("last_*.pth"))
+    process = _start(tmp_path, *big, "checkpoint=auto")
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output[-2000:]
+    assert f"at epoch {newest} " in output and any(nn.glob("last_Ant_ep_12_rew_*.pth"))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_save_the_current_epoch(tmp_path, signum):
+    process = _start(tmp_path, *BASE, "max_iterations=100000")
+    lines = []
+    third_epoch = re.compile(r"^epoch +3/")  # the epoch number is padded to the width of max_iterations
+    assert _wait_for(lambda: lines.append(process.stdout.readline()) or third_epoch.match(lines[-1]), step=0)
+    process.send_signal(signum)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum
+    saved = re.search(r"saved (runs/Ant/nn/last_Ant_ep_(\d+)_rew_\S+\.pth); continue with checkpoint=auto", output)
+    assert saved, output[-2000:]
+    assert load_checkpoint(tmp_path / saved[1])["epoch"] == int(saved[2]) >= 3
+
+
+def test_a_full_disk_at_save_time_is_a_clear_error_that_keeps_what_is_there(run, tmp_path):
+    def small_files() -> None:  # files above 100 kB cannot be written: a checkpoint is about 700 kB
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *BASE, "max_iterations=4"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        check=False,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert re.search(r"cannot write checkpoint runs/Ant/nn/\S+\.pth: File too large", result.stderr), result.stderr
+    assert list((tmp_path / "runs" / "Ant" / "nn").iterdir()) == [], "no partial file is left behind"
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("corrupt", "is not a readable checkpoint"),
+        ("other task", "is a checkpoint of task Humanoid, not Ant"),
+    ],
+)
+def test_a_bad_checkpoint_to_resume_is_refused(run, tmp_path, change, message):
+    source = run / "runs" / "Ant" / "nn" / "Ant.pth"
+    bad = tmp_path / "bad.pth"
+    if change == "corrupt":
+        bad.write_bytes(source.read_bytes()[:500])
+    else:
+        state = torch.load(source, weights_only=False)
+        state["env_state"] = {"task": "Humanoid"}
+        torch.save(state, bad)
+    result = run_script("train.py", *BASE, "max_iterations=2", f"checkpoint={bad}", "experiment=other", cwd=tmp_path)
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_checkpoint_of_another_network_is_refused(run):
+    result = run_script(
+        "train.py", *BASE, "max_iterations=8", "checkpoint=auto", "train.params.network.mlp.units=[32,32]", cwd=run
+    )
+    assert result.returncode != 0 and "does not fit the network of the config" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_world_gone_non_finite_is_reset_and_counted():
+    from conftest import make_ant
+
+    ant = make_ant(4)
+    ant.reset()
+    ant.sim.qvel[2] = float("nan")
+    obs, reward, done, extras = ant.step(torch.zeros(4, 8))
+    assert int(extras["nonfinite_resets"]) == 1 and done[2] and reward[2] == 0
+    assert torch.isfinite(obs["obs"]).all() and torch.isfinite(reward).all()
+    obs, reward, done, extras = ant.step(torch.zeros(4, 8))
+    assert int(extras["nonfinite_resets"]) == 0 and torch.isfinite(obs["obs"]).all()
