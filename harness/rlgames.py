@@ -8,6 +8,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+import torch.distributed as dist
 from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.common import env_configurations, vecenv
 from rl_games.common.algo_observer import AlgoObserver
@@ -62,7 +64,7 @@ def register_env(make_env: Callable[[], object]) -> None:
 class TrainingStopped(Exception):
     """Training ended early on a signal, after saving a checkpoint."""
 
-    def __init__(self, signum: int, path: Path) -> None:
+    def __init__(self, signum: int, path: Path | None) -> None:
         super().__init__(f"stopped by {signal.Signals(signum).name}")
         self.signum, self.path = signum, path
 
@@ -105,9 +107,19 @@ class SafeSavingAgent(A2CAgent):
     def update_epoch(self) -> int:
         if self._restored_best is not None:  # train() has just reset the best reward: put it back
             self.last_mean_rewards, self._restored_best = self._restored_best, None
-        if self.stop_signal is not None:
-            raise TrainingStopped(self.stop_signal, self._save_now())
+        signum = self._agreed_stop_signal()
+        if signum:
+            raise TrainingStopped(signum, self._save_now() if self.global_rank == 0 else None)
         return super().update_epoch()
+
+    def _agreed_stop_signal(self) -> int:
+        """The signal to stop on, 0 for none; with several GPUs rank 0 decides, so all ranks stop after one epoch."""
+        signum = self.stop_signal or 0
+        if self.multi_gpu:  # one small broadcast per epoch
+            flag = torch.tensor([signum], device=self.device)
+            dist.broadcast(flag, 0)
+            signum = int(flag.item())
+        return signum
 
     def _save_now(self) -> Path:
         reward = self.game_rewards.get_mean()[0] if self.game_rewards.current_size > 0 else -math.inf

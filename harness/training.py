@@ -49,7 +49,8 @@ def run_train(cfg: DictConfig) -> None:
         try:
             runner.run({"train": True, "play": False, "checkpoint": checkpoint and str(checkpoint), "sigma": None})
         except TrainingStopped as stopped:
-            print(f"Training {stopped}: saved {stopped.path}; continue with checkpoint=auto", flush=True)
+            if stopped.path is not None:  # rank 0 saved
+                print(f"Training {stopped}: saved {stopped.path}; continue with checkpoint=auto", flush=True)
             sys.exit(128 + stopped.signum)
 
 
