@@ -1,0 +1,35 @@
+# The harness on a GPU node:
+#   docker build -t harness .
+#   docker run --gpus all -v "$PWD/runs:/workspace/runs" -v harness-warp-cache:/cache harness python train.py task=Ant
+FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04
+
+# compute for CUDA, graphics for off-screen rendering where a renderer wants the driver's EGL.
+ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics \
+    DEBIAN_FRONTEND=noninteractive \
+    PYTHONUNBUFFERED=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    WARP_CACHE_PATH=/cache/warp
+
+# Ubuntu 24.04's Python 3.12; EGL and GL libraries for headless rendering. Versions follow the base image.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3.12 python3.12-venv libegl1 libgl1 libgomp1 \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3.12 -m venv /opt/venv \
+    && useradd --create-home --uid 1000 harness \
+    && mkdir -p /workspace/runs /cache/warp \
+    && chown -R harness:harness /workspace /cache
+
+WORKDIR /workspace
+
+# Dependencies in their own layer, before the code: editing the code rebuilds in seconds.
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY --chown=harness:harness . .
+
+USER 1000:1000
+# Runs land in /workspace/runs (mount it to keep them); compiled Warp kernels in /cache (a volume keeps them).
+VOLUME ["/workspace/runs", "/cache"]
+CMD ["python", "train.py", "task=Ant", "headless=True"]

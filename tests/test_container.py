@@ -1,0 +1,43 @@
+"""What can be checked of the container image without a Docker engine (hadolint lints it in .ci/run)."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import ROOT
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+INSTRUCTIONS = [line.strip() for line in DOCKERFILE.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_the_image_installs_the_requirements_readme_tells_users_to_install():
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install -r requirements.txt" in readme
+    assert "COPY requirements.txt ." in INSTRUCTIONS
+    assert any(re.fullmatch(r"RUN pip install --no-cache-dir -r requirements\.txt", line) for line in INSTRUCTIONS)
+
+
+def test_dependencies_are_a_layer_before_the_code():
+    copy_requirements = INSTRUCTIONS.index("COPY requirements.txt .")
+    install = next(i for i, line in enumerate(INSTRUCTIONS) if "-r requirements.txt" in line)
+    copy_code = next(i for i, line in enumerate(INSTRUCTIONS) if re.match(r"COPY (--chown=\S+ )?\. \.", line))
+    assert copy_requirements < install < copy_code
+
+
+def test_runs_headless_as_a_non_root_user_with_gpu_capabilities():
+    users = [line.split()[1] for line in INSTRUCTIONS if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    capabilities = re.search(r"NVIDIA_DRIVER_CAPABILITIES=(\S+)", DOCKERFILE)[1].split(",")
+    assert {"compute", "graphics"} <= set(capabilities)
+    assert INSTRUCTIONS[-1] == 'CMD ["python", "train.py", "task=Ant", "headless=True"]'
+
+
+def test_runs_and_the_kernel_cache_are_volumes():
+    cache = re.search(r"WARP_CACHE_PATH=(\S+)", DOCKERFILE)[1]
+    volumes = re.search(r"VOLUME \[(.*)\]", DOCKERFILE)[1]
+    assert '"/workspace/runs"' in volumes and any(cache.startswith(v.strip(' "')) for v in volumes.split(","))
+
+
+def test_runs_and_caches_stay_out_of_the_build_context():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"runs/", ".git", "**/__pycache__", ".pytest_cache/", ".venv/"} <= set(ignored)
