@@ -19,7 +19,8 @@ RUN apt-get update \
     && python3.12 -m venv /opt/venv \
     && useradd --create-home --uid 1000 harness \
     && mkdir -p /workspace/runs /cache/warp \
-    && chown -R harness:harness /workspace /cache
+    && chown -R harness:harness /workspace /cache \
+    && chmod 1777 /cache /cache/warp
 
 WORKDIR /workspace
 
@@ -30,6 +31,7 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY --chown=harness:harness . .
 
 USER 1000:1000
-# Runs land in /workspace/runs (mount it to keep them); compiled Warp kernels in /cache (a volume keeps them).
+# Runs land in /workspace/runs (mount it to keep them); compiled Warp kernels in /cache (a volume keeps them;
+# writable by any --user, like /tmp).
 VOLUME ["/workspace/runs", "/cache"]
 CMD ["python", "train.py", "task=Ant", "headless=True"]
