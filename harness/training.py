@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
 from harness.checkpoints import periodic_epoch_and_reward, resolve_checkpoint
@@ -52,6 +53,9 @@ def run_train(cfg: DictConfig) -> None:
             if stopped.path is not None:  # rank 0 saved
                 print(f"Training {stopped}: saved {stopped.path}; continue with checkpoint=auto", flush=True)
             sys.exit(128 + stopped.signum)
+        finally:
+            if dist.is_initialized():  # rl_games opens the NCCL group for multi_gpu and never closes it
+                dist.destroy_process_group()
 
 
 @contextmanager
@@ -112,9 +116,11 @@ def checkpoint_to_resume(spec: str, experiment: str) -> Path | None:
     nn = RUNS_DIR / experiment / "nn"
     if spec == "auto":
         if not any(nn.glob("*.pth")):
-            print(f"checkpoint=auto: no checkpoint in {nn}, starting a new run")
+            if global_rank() == 0:
+                print(f"checkpoint=auto: no checkpoint in {nn}, starting a new run")
             return None
         spec = "latest" if any(periodic_epoch_and_reward(p, experiment) for p in nn.glob("last_*.pth")) else "best"
     choice = resolve_checkpoint(spec, RUNS_DIR, experiment)
-    print(f"Resuming from {choice.path}: {choice.reason}")
+    if global_rank() == 0:
+        print(f"Resuming from {choice.path}: {choice.reason}")
     return choice.path
