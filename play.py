@@ -3,17 +3,19 @@
 import hydra
 from omegaconf import DictConfig
 
-from harness.config import register_resolvers
 from harness.errors import report_user_errors
+from harness.resolvers import register_resolvers
+from harness.sim.physx import load_engine
 
 register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="cfg", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from harness.play import run_play  # after Hydra has parsed the command line: a typo fails fast
-
     with report_user_errors():
+        load_engine(cfg.physics_engine)  # before anything imports torch, which Isaac Gym must precede
+        from harness.play import run_play  # after Hydra has parsed the command line: a typo fails fast
+
         run_play(cfg)
 
 

@@ -29,7 +29,8 @@ def measure(args: argparse.Namespace) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from harness.config import prepare_config, register_resolvers
+    from harness.config import prepare_config
+    from harness.resolvers import register_resolvers
 
     register_resolvers()
     device = args.device

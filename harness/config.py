@@ -1,4 +1,4 @@
-"""Config handling: IsaacGymEnvs' resolvers, validation of the composed config, devices and seeding."""
+"""Config handling: validation of the composed config, devices and seeding."""
 
 from __future__ import annotations
 
@@ -15,24 +15,10 @@ from harness.errors import UserError
 PHYSICS_ENGINES = ("mjwarp", "physx")
 
 
-def register_resolvers() -> None:
-    """Register the resolvers that IsaacGymEnvs' YAML files use, under the same names."""
-    resolvers = {
-        "eq": lambda x, y: str(x).lower() == str(y).lower(),
-        "contains": lambda needle, haystack: str(needle).lower() in str(haystack).lower(),
-        "if": lambda pred, a, b: a if pred else b,
-        "resolve_default": lambda default, arg: default if arg == "" else arg,
-    }
-    for name, resolver in resolvers.items():
-        OmegaConf.register_new_resolver(name, resolver, replace=True)
-
-
 def prepare_config(cfg: DictConfig) -> DictConfig:
     """Check the composed config, pick devices and seed; return it fully resolved."""
     if cfg.physics_engine not in PHYSICS_ENGINES:
         raise UserError(f"physics_engine={cfg.physics_engine} is unknown; use one of {', '.join(PHYSICS_ENGINES)}")
-    if cfg.physics_engine == "physx":
-        raise UserError("physics_engine=physx (Isaac Gym) is not supported yet; use physics_engine=mjwarp")
     _check_num_envs(cfg.num_envs)
     if cfg.multi_gpu:
         device = multi_gpu_device(dict(os.environ), torch.cuda.device_count())

@@ -25,7 +25,7 @@ from harness.checkpoints import (
 from harness.config import prepare_config
 from harness.errors import UserError
 from harness.runs import RUNS_DIR, experiment_name, write_text_atomic
-from harness.tasks import make_task
+from harness.tasks import make_env
 
 # Command-line keys that choose what to play rather than how (task= and train= pick config groups): they are
 # not applied to the run's config; dotted keys such as task.env.numEnvs are.
@@ -44,7 +44,11 @@ def run_play(cfg: DictConfig) -> dict:
     run_dir = _run_dir_of(choice.path)
     cfg = prepare_config(_run_config(cfg, run_dir))
     check_task(state, cfg.task_name, choice.path)
-    task = make_task(OmegaConf.to_container(cfg.task, resolve=True), cfg.sim_device, cfg.rl_device)
+    if cfg.video and cfg.physics_engine != "mjwarp":
+        raise UserError(
+            "video=True renders with MuJoCo Warp: use physics_engine=mjwarp, or Isaac Gym's own capture_video"
+        )
+    task = make_env(cfg)
     player = build_player(cfg, task, state, choice.path)
     _print_choice(choice, state, cfg)
     summary, poses = rollout(task, player, cfg.num_episodes, cfg.deterministic, cfg.video_length if cfg.video else 0)
@@ -122,7 +126,7 @@ def build_player(cfg: DictConfig, task, state: dict, path: Path):
 
 
 def _print_choice(choice: Checkpoint, state: dict, cfg: DictConfig) -> None:
-    named = periodic_epoch_and_reward(choice.path, choice.path.name.split("_ep_")[0].removeprefix("last_"))
+    named = periodic_epoch_and_reward(choice.path, choice.path.name.split("_ep_")[0][len("last_") :])
     reward = float(named[1] if named else state.get("last_mean_rewards", math.nan))
     reward_text = f", mean reward {reward:.2f}" if math.isfinite(reward) else ""
     print(
@@ -180,8 +184,8 @@ def rollout(task, player, num_episodes: int, deterministic: bool = True, record_
 
     Env 0's poses (`record_steps` at most) are kept on the device for a video. Host syncs: one every 50 steps.
     """
-    tally = EpisodeTally(task.num_envs, num_episodes, task.rl_device)
-    poses = torch.zeros(record_steps, task.sim.qpos.shape[1], device=task.device)
+    tally = EpisodeTally(task.num_envs, num_episodes, player.device)
+    poses = torch.zeros(record_steps, task.sim.qpos.shape[1], device=task.device) if record_steps else None
     obs = task.reset()["obs"]
     start, steps = time.perf_counter(), 0
     while True:
@@ -195,7 +199,7 @@ def rollout(task, player, num_episodes: int, deterministic: bool = True, record_
             break
     seconds = time.perf_counter() - start
     summary = {**tally.summary(), "env_steps_per_s": steps * task.num_envs / seconds}
-    return summary, poses[: min(steps, record_steps)]
+    return summary, poses[: min(steps, record_steps)] if record_steps else None
 
 
 def _write_report(report: dict, run_dir: Path, checkpoint: Path) -> Path:

@@ -19,7 +19,7 @@ from harness.errors import UserError
 from harness.progress import ProgressObserver
 from harness.rlgames import SafeSavingAgent, TrainingStopped, build_runner, register_env
 from harness.runs import RUNS_DIR, append_config_history, experiment_name, prepare_run_dir
-from harness.tasks import make_task
+from harness.tasks import make_env
 
 
 def run_train(cfg: DictConfig) -> None:
@@ -39,8 +39,7 @@ def run_train(cfg: DictConfig) -> None:
     else:
         prepare_run_dir(cfg, experiment, write=global_rank() == 0)
     params = rl_games_params(cfg, experiment)
-    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
-    register_env(lambda: make_task(task_cfg, cfg.sim_device, cfg.rl_device))
+    register_env(lambda: make_env(cfg))
     runner = build_runner(params, ProgressObserver())
     if global_rank() == 0:
         ranks = f" x {os.environ['WORLD_SIZE']} GPUs" if cfg.multi_gpu else ""

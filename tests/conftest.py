@@ -16,7 +16,7 @@ CPU = ["sim_device=cpu", "rl_device=cpu"]
 
 @pytest.fixture(scope="session", autouse=True)
 def resolvers():
-    from harness.config import register_resolvers
+    from harness.resolvers import register_resolvers
 
     register_resolvers()
 

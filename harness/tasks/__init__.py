@@ -1,4 +1,4 @@
-"""Task registry: task name -> class, imported only when the task is built."""
+"""Task registry: task name -> class, imported only when the task is built; and the choice of physics engine."""
 
 from __future__ import annotations
 
@@ -10,6 +10,17 @@ from harness.errors import UserError
 TASKS = {
     "Ant": "harness.tasks.ant:Ant",
 }
+
+
+def make_env(cfg):
+    """The vectorized env of a resolved config: MuJoCo Warp's task, or Isaac Gym's through IsaacGymEnvs."""
+    if cfg.physics_engine == "physx":
+        from harness.sim.physx import make_physx_env
+
+        return make_physx_env(cfg)
+    from omegaconf import OmegaConf
+
+    return make_task(OmegaConf.to_container(cfg.task, resolve=True), cfg.sim_device, cfg.rl_device)
 
 
 def make_task(task_cfg: dict, sim_device: str, rl_device: str):
