@@ -22,13 +22,15 @@ class VecTask:
     num_actions: int
     # env.* keys of the task config that the task reads; others are named in the ignored-settings warning.
     used_env_keys: frozenset[str] = frozenset()
+    # Steps per episode where the config has no env.episodeLength (upstream hard-codes it for some tasks).
+    default_episode_length: int | None = None
 
     def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
         self.cfg = cfg
         self.device = torch.device(sim_device)
         self.rl_device = torch.device(rl_device)
         self.num_envs = int(cfg["env"]["numEnvs"])
-        self.max_episode_length = int(cfg["env"]["episodeLength"])
+        self.max_episode_length = int(cfg["env"].get("episodeLength", self.default_episode_length))
         self.clip_actions = float(cfg["env"]["clipActions"])
         self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (self.num_obs,), np.float32)
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (self.num_actions,), np.float32)

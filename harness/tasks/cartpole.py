@@ -1,0 +1,70 @@
+"""Cartpole: push a cart along a rail to keep a hinged pole upright (IsaacGymEnvs' Cartpole)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from harness.sim.mjwarp import MjWarpSim, load_mjcf
+from harness.tasks.vec_task import VecTask
+
+ASSET = Path(__file__).parent / "assets" / "cartpole.xml"
+# Nothing collides; the rail's limits are the only constraints.
+NCONMAX, NJMAX = 1, 4
+
+
+class Cartpole(VecTask):
+    """4 observations (cart position and velocity, pole angle and angular velocity), 1 action (force on the cart)."""
+
+    num_obs = 4
+    num_actions = 1
+    default_episode_length = 500
+    used_env_keys = frozenset({"numEnvs", "episodeLength", "resetDist", "maxEffort", "clipObservations", "clipActions"})
+
+    def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
+        super().__init__(cfg, sim_device, rl_device)
+        env, sim = cfg["env"], cfg["sim"]
+        self.reset_dist = float(env["resetDist"])
+        self.clip_obs = float(env["clipObservations"])
+        model = load_mjcf(ASSET, sim)
+        model.actuator_gear[:, 0] = float(env["maxEffort"])  # force on the cart = action x maxEffort (400 N)
+        self.sim = MjWarpSim(
+            model,
+            num_worlds=self.num_envs,
+            device=sim_device,
+            nconmax=NCONMAX,
+            njmax=NJMAX,
+            substeps=int(sim["substeps"]),
+        )
+
+    def apply_actions(self, actions: torch.Tensor) -> None:
+        self.sim.ctrl.copy_(actions)
+
+    def simulate(self) -> None:
+        self.sim.step()
+
+    def compute_observations(self) -> None:
+        state = torch.stack((self.sim.qpos[:, 0], self.sim.qvel[:, 0], self.sim.qpos[:, 1], self.sim.qvel[:, 1]), -1)
+        torch.clamp(state, -self.clip_obs, self.clip_obs, out=self.obs_buf)
+
+    def compute_reward(self) -> torch.Tensor:
+        # From the unclipped state, as upstream: the clip at 5 would hide a cart beyond the rail's end.
+        cart_pos, cart_vel = self.sim.qpos[:, 0], self.sim.qvel[:, 0]
+        pole_angle, pole_vel = self.sim.qpos[:, 1], self.sim.qvel[:, 1]
+        reward = 1.0 - pole_angle**2 - 0.01 * cart_vel.abs() - 0.005 * pole_vel.abs()
+        failed = (cart_pos.abs() > self.reset_dist) | (pole_angle.abs() > math.pi / 2)
+        self.rew_buf.copy_(torch.where(failed, -2.0, reward))
+        return failed
+
+    def reset_envs(self, mask: torch.Tensor) -> None:
+        self.sim.reset(mask)
+        n, dev = self.num_envs, self.device
+        start_qpos = torch.empty(n, 2, device=dev).uniform_(-0.1, 0.1)
+        start_qvel = torch.empty(n, 2, device=dev).uniform_(-0.25, 0.25)
+        rows = mask[:, None]
+        self.sim.qpos.copy_(torch.where(rows, start_qpos, self.sim.qpos))
+        self.sim.qvel.copy_(torch.where(rows, start_qvel, self.sim.qvel))
+        self.actions.masked_fill_(rows, 0.0)
+        self.progress_buf.masked_fill_(mask, 0)
