@@ -27,12 +27,16 @@ def import_isaacgym() -> None:
         import isaacgymenvs  # noqa: F401
     except ImportError as error:
         if "torch" in str(error).lower() and "before" in str(error).lower():
-            raise UserError(f"Isaac Gym must be imported before torch: {error}") from None
+            raise UserError(
+                "Isaac Gym must load before torch: put physics_engine=physx on the command line "
+                "(this run's config asks for it)"
+            ) from None
         raise UserError(NOT_INSTALLED) from None
 
 
 def make_physx_env(cfg):
     """IsaacGymEnvs' VecTask for `cfg.task_name`, built by `isaacgymenvs.make` from this run's resolved config."""
+    import_isaacgym()  # already done by the entry point unless only the run's config asked for physx
     import isaacgymenvs
 
     env = isaacgymenvs.make(
