@@ -71,12 +71,6 @@ class Ant(VecTask):
         self.potentials = torch.zeros(self.num_envs, device=self.device)
         self.prev_potentials = torch.zeros(self.num_envs, device=self.device)
 
-    def apply_actions(self, actions: torch.Tensor) -> None:
-        self.sim.ctrl.copy_(actions)
-
-    def simulate(self) -> None:
-        self.sim.step()
-
     def compute_observations(self) -> None:
         qpos, qvel = self.sim.qpos, self.sim.qvel
         torso_xy, torso_quat = qpos[:, :2], qpos[:, 3:7]

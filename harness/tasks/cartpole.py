@@ -39,12 +39,6 @@ class Cartpole(VecTask):
             substeps=int(sim["substeps"]),
         )
 
-    def apply_actions(self, actions: torch.Tensor) -> None:
-        self.sim.ctrl.copy_(actions)
-
-    def simulate(self) -> None:
-        self.sim.step()
-
     def compute_observations(self) -> None:
         state = torch.stack((self.sim.qpos[:, 0], self.sim.qvel[:, 0], self.sim.qpos[:, 1], self.sim.qvel[:, 1]), -1)
         torch.clamp(state, -self.clip_obs, self.clip_obs, out=self.obs_buf)

@@ -12,6 +12,8 @@ import torch
 class VecTask:
     """`num_envs` environments stepped together: `reset()` -> obs dict; `step(a)` -> (obs dict, reward, done, extras).
 
+    A task sets `self.sim` (an MjWarpSim) in its constructor and writes observations, rewards and resets.
+
     A step applies actions, runs the physics, computes observations, rewards and ends of episodes,
     then resets the ended environments at once, so the returned observation of an ended environment
     is the first one of its next episode. `extras['time_outs']` flags episodes cut by the time
@@ -76,12 +78,12 @@ class VecTask:
         )
 
     def apply_actions(self, actions: torch.Tensor) -> None:
-        """Turn clipped actions into the simulator's controls."""
-        raise NotImplementedError
+        """Turn clipped actions into the simulator's controls: by default one action per actuator, as is."""
+        self.sim.ctrl.copy_(actions)
 
     def simulate(self) -> None:
-        """Run the physics of one control step."""
-        raise NotImplementedError
+        """Run the physics of one control step (the simulator's captured substeps)."""
+        self.sim.step()
 
     def compute_observations(self) -> None:
         """Fill `obs_buf` from the simulator state."""
