@@ -58,7 +58,7 @@ def choose_device(device: str, key: str) -> str:
     if parsed.type != "cuda":
         raise UserError(f"{key}={device} is not supported; use cuda:N or cpu")
     if not torch.cuda.is_available():
-        if _given_on_command_line(key):
+        if given_on_command_line(key):
             raise UserError(f"{key}={device} was asked for, but this machine has no CUDA device; use {key}=cpu")
         return "cpu"  # the config's default device: prepare_config says so in one line
     index = 0 if parsed.index is None else parsed.index
@@ -67,7 +67,8 @@ def choose_device(device: str, key: str) -> str:
     return f"cuda:{index}"
 
 
-def _given_on_command_line(key: str) -> bool:
+def given_on_command_line(key: str) -> bool:
+    """Whether this run's command line set `key` (as `key=`, `+key=` or `~key`)."""
     if not HydraConfig.initialized():
         return False
     return any(override.split("=", 1)[0].lstrip("+~") == key for override in HydraConfig.get().overrides.task)

@@ -22,7 +22,7 @@ from harness.checkpoints import (
     periodic_epoch_and_reward,
     resolve_checkpoint,
 )
-from harness.config import prepare_config
+from harness.config import given_on_command_line, prepare_config
 from harness.errors import UserError
 from harness.runs import RUNS_DIR, experiment_name, write_text_atomic
 from harness.tasks import make_env
@@ -87,7 +87,7 @@ def _run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
         print(f"{saved} not found: using the config of this command line.")
         return cfg
     run_cfg = OmegaConf.load(saved)
-    if cfg.task_name != run_cfg.task_name and _given("task"):
+    if cfg.task_name != run_cfg.task_name and given_on_command_line("task"):
         raise UserError(f"{run_dir} is a run of task {run_cfg.task_name}, not task={cfg.task_name}")
     for key in ("num_episodes", "deterministic", "video", "video_length", "export", "checkpoint", "test", "multi_gpu"):
         run_cfg[key] = cfg[key]
@@ -95,15 +95,9 @@ def _run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
         key, _, value = override.lstrip("+").partition("=")
         if key not in _SELECTION_KEYS:
             OmegaConf.update(run_cfg, key, yaml.safe_load(value) if value else "", force_add=True)
-    if _given("num_envs"):
+    if given_on_command_line("num_envs"):
         run_cfg.task.env.numEnvs = run_cfg.train.params.config.num_actors = cfg.num_envs
     return run_cfg
-
-
-def _given(key: str) -> bool:
-    if not HydraConfig.initialized():
-        return False
-    return any(o.lstrip("+").split("=", 1)[0] == key for o in HydraConfig.get().overrides.task)
 
 
 def build_player(cfg: DictConfig, task, state: dict, path: Path):
