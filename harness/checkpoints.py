@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from harness.errors import UserError
+from harness.runs import write_atomic
 
 # rl_games names its end-of-training file last_<name>_ep_<N>_rew__<R>_ (a printed array); use the periodic form.
 _ARRAY_REWARD = re.compile(r"_rew__\[?(?P<reward>[^\]_]*)\]?_$")
@@ -23,29 +22,12 @@ def checkpoint_path(stem: str) -> Path:
 
 
 def save_atomic(state: dict, path: Path) -> None:
-    """Write `state` to `path` so that a crash at any moment leaves either the old file or the new one."""
-    path = Path(path)
+    """Write a checkpoint so that a crash at any moment leaves either the old file or the new one."""
     # Serialized in memory first: torch.save hides a failed write (a full disk) behind a vague RuntimeError,
     # while a plain write raises the OSError that says what happened.
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; checkpoints get the usual mode
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_atomic(path, buffer.getbuffer())
 
 
 def strip_compile_prefix(state_dict: dict) -> dict:
