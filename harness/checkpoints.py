@@ -47,10 +47,10 @@ class Checkpoint:
     reason: str
 
 
-def periodic_epoch_and_reward(path: Path, experiment: str) -> tuple[int, float] | None:
-    """Epoch and mean reward from a periodic checkpoint name of `experiment`; None for any other file."""
+def periodic_epoch_and_reward(path: Path, experiment: str | None = None) -> tuple[int, float] | None:
+    """Epoch and mean reward from a periodic checkpoint name (of `experiment`, unless None); None for other files."""
     match = _PERIODIC.match(path.name)
-    if not match or match["name"] != experiment:
+    if not match or (experiment is not None and match["name"] != experiment):
         return None
     try:
         return int(match["epoch"]), float(match["reward"].strip("_[]"))

@@ -120,7 +120,7 @@ def build_player(cfg: DictConfig, task, state: dict, path: Path):
 
 
 def _print_choice(choice: Checkpoint, state: dict, cfg: DictConfig) -> None:
-    named = periodic_epoch_and_reward(choice.path, choice.path.name.split("_ep_")[0][len("last_") :])
+    named = periodic_epoch_and_reward(choice.path)
     reward = float(named[1] if named else state.get("last_mean_rewards", math.nan))
     reward_text = f", mean reward {reward:.2f}" if math.isfinite(reward) else ""
     print(
