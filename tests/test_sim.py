@@ -7,7 +7,7 @@ import torch
 import warp as wp
 
 from harness.sim.mjwarp import MjWarpSim, load_mjcf
-from harness.tasks.ant import ASSET, NCONMAX, NJMAX
+from harness.tasks.ant import Ant
 
 SIM_CFG = {"dt": 0.0166, "substeps": 2, "up_axis": "z", "gravity": [0.0, 0.0, -9.81]}
 STANDING = torch.tensor([0.0, 0.6, 0.0, -0.6, 0.0, -0.6, 0.0, 0.6])
@@ -15,12 +15,12 @@ STANDING = torch.tensor([0.0, 0.6, 0.0, -0.6, 0.0, -0.6, 0.0, 0.6])
 
 def make_sim(num_worlds: int = 6, capture: bool = True) -> MjWarpSim:
     sim = MjWarpSim(
-        load_mjcf(ASSET, SIM_CFG),
+        load_mjcf(Ant.asset, SIM_CFG),
         num_worlds=num_worlds,
         device="cpu",
         substeps=2,
-        nconmax=NCONMAX,
-        njmax=NJMAX,
+        nconmax=Ant.nconmax,
+        njmax=Ant.njmax,
         capture=capture,
     )
     sim.qpos[:, 7:] = STANDING
@@ -47,7 +47,7 @@ def test_state_views_are_zero_copy():
 
 
 def test_timestep_and_gravity_come_from_the_sim_config():
-    model = load_mjcf(ASSET, {**SIM_CFG, "gravity": [0.0, 0.0, -3.0]})
+    model = load_mjcf(Ant.asset, {**SIM_CFG, "gravity": [0.0, 0.0, -3.0]})
     assert model.opt.timestep == pytest.approx(0.0083) and model.opt.gravity[2] == pytest.approx(-3.0)
 
 
