@@ -68,6 +68,7 @@ class MjWarpSim:
         self.qpos = wp.to_torch(self.data.qpos)
         self.qvel = wp.to_torch(self.data.qvel)
         self.ctrl = wp.to_torch(self.data.ctrl)
+        self.qfrc_actuator = wp.to_torch(self.data.qfrc_actuator)
         self.sensordata = wp.to_torch(self.data.sensordata)
         self.reset_mask = wp.to_torch(self._reset_mask)
         self._step_graph = self._reset_graph = None

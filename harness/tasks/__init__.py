@@ -10,6 +10,7 @@ from harness.errors import UserError
 TASKS = {
     "Ant": "harness.tasks.ant:Ant",
     "Cartpole": "harness.tasks.cartpole:Cartpole",
+    "Humanoid": "harness.tasks.humanoid:Humanoid",
 }
 
 

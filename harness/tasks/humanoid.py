@@ -1,0 +1,58 @@
+"""Humanoid: a 21-joint humanoid learns to run towards a target 1000 m away along +x (IsaacGymEnvs' Humanoid)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from harness.tasks.locomotion import LOCOMOTION_ENV_KEYS, Locomotion
+
+# Upstream normalizes the gear-weighted costs by its largest motor gear (the hips' 135).
+MAX_MOTOR_GEAR = 135.0
+
+
+class Humanoid(Locomotion):
+    """108 observations, 21 actions; the reward and resets of IsaacGymEnvs' Humanoid (see spec/)."""
+
+    num_obs = 108
+    num_actions = 21
+    used_env_keys = LOCOMOTION_ENV_KEYS | {"angularVelocityScale"}
+    asset = Path(__file__).parent / "assets" / "humanoid.xml"
+    start_height = 1.34
+    alive_reward = 2.0
+    # Random actions reach about 4 contacts and 49 constraint rows per world; twice that for poses a policy finds.
+    nconmax, njmax = 16, 96
+
+    def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
+        self.angular_velocity_scale = float(cfg["env"]["angularVelocityScale"])
+        super().__init__(cfg, sim_device, rl_device)
+        self.cost_weights = self.motor_gear / MAX_MOTOR_GEAR
+
+    def compute_observations(self) -> None:
+        scale = self.contact_force_scale
+        torch.cat(
+            (
+                *self.torso_and_joint_observations(),
+                self.sim.qfrc_actuator[:, 6:] * scale,  # motor torques: upstream's DOF force sensors
+                self.sim.sensordata * scale,  # force, torque of the right then the left foot
+                self.actions,
+            ),
+            dim=-1,
+            out=self.obs_buf,
+        )
+
+    def compute_reward(self) -> torch.Tensor:
+        obs, s = self.obs_buf, self.reward_scales
+        actions_cost = (self.actions**2).sum(-1)
+        energy_cost = ((self.actions * obs[:, 33:54]).abs() * self.cost_weights).sum(-1)
+        # Graded: 0 at 98% of a joint's half-range, 1 at the limit, weighted by the joint's gear.
+        beyond = (obs[:, 12:33].abs() - 0.98).clamp(min=0.0) / 0.02
+        at_limit_cost = (beyond * self.cost_weights).sum(-1)
+        reward = (
+            self.progress_and_bonuses()
+            - s["actionsCost"] * actions_cost
+            - s["energyCost"] * energy_cost
+            - s["jointsAtLimitCost"] * at_limit_cost
+        )
+        return self.finish_reward(reward)
