@@ -25,6 +25,7 @@ from harness.checkpoints import (
     strip_compile_prefix,
 )
 from harness.errors import UserError
+from harness.rollout import SyncFreeRollout
 
 
 class RlGamesVecEnv(IVecEnv):
@@ -69,8 +70,9 @@ class TrainingStopped(Exception):
         self.signum, self.path = signum, path
 
 
-class SafeSavingAgent(A2CAgent):
-    """rl_games' continuous PPO agent: atomic plain checkpoints, a faithful resume, a save on SIGINT/SIGTERM."""
+class HarnessAgent(SyncFreeRollout, A2CAgent):
+    """rl_games' continuous PPO agent: atomic plain checkpoints, a faithful resume, a save on SIGINT/SIGTERM,
+    and a rollout without per-step host syncs."""
 
     stop_signal: int | None = None  # set by the signal handler; acted on at the next epoch boundary
     _restored_best: float | None = None
@@ -129,9 +131,9 @@ class SafeSavingAgent(A2CAgent):
 
 
 def build_runner(params: dict, observer: AlgoObserver) -> Runner:
-    """An rl_games Runner whose continuous PPO agent is SafeSavingAgent, loaded with `params`."""
+    """An rl_games Runner whose continuous PPO agent is HarnessAgent, loaded with `params`."""
     runner = Runner(algo_observer=observer)
-    runner.algo_factory.register_builder("a2c_continuous", SafeSavingAgent)
+    runner.algo_factory.register_builder("a2c_continuous", HarnessAgent)
     runner.load({"params": params})
     runner.reset()
     return runner

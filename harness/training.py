@@ -17,7 +17,7 @@ from harness.checkpoints import periodic_epoch_and_reward, resolve_checkpoint
 from harness.config import global_rank, prepare_config
 from harness.errors import UserError
 from harness.progress import ProgressObserver
-from harness.rlgames import SafeSavingAgent, TrainingStopped, build_runner, register_env
+from harness.rlgames import HarnessAgent, TrainingStopped, build_runner, register_env
 from harness.runs import RUNS_DIR, append_config_history, experiment_name, prepare_run_dir
 from harness.tasks import make_env
 
@@ -62,9 +62,9 @@ def stop_on_signals() -> Iterator[None]:
     """On SIGINT or SIGTERM, finish the epoch, save a checkpoint and stop; a second SIGINT stops at once."""
 
     def request_stop(signum, frame) -> None:
-        if SafeSavingAgent.stop_signal is not None and signum == signal.SIGINT:
+        if HarnessAgent.stop_signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        SafeSavingAgent.stop_signal = signum
+        HarnessAgent.stop_signal = signum
         print(
             f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this epoch (Ctrl-C again to quit now)"
         )
@@ -75,7 +75,7 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        SafeSavingAgent.stop_signal = None
+        HarnessAgent.stop_signal = None
 
 
 def rl_games_params(cfg: DictConfig, experiment: str) -> dict:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import mujoco
@@ -72,6 +73,7 @@ class MjWarpSim:
         self.sensordata = wp.to_torch(self.data.sensordata)
         self.reset_mask = wp.to_torch(self._reset_mask)
         self._step_graph = self._reset_graph = None
+        self._in_outer_capture = False
         if capture:
             self._step_graph = self._record(self._step_eager)
             self._reset_graph = self._record(self._reset_eager)
@@ -102,9 +104,24 @@ class MjWarpSim:
         # this reset and the next step, whose collision pass recounts them, so no world is affected.
         mjw.reset_data(self.model, self.data, reset=self._reset_mask)
 
+    @contextmanager
+    def outer_capture(self) -> Iterator[None]:
+        """Let a CUDA graph that the caller is capturing on this sim's stream record the physics launches.
+
+        For `torch.cuda.graph(graph, stream=torch.cuda.current_stream())` around a whole env step: Warp
+        is told the capture is external, and steps and resets launch their kernels into it.
+        """
+        wp.capture_begin(stream=self._stream, external=True)
+        self._in_outer_capture = True
+        try:
+            yield
+        finally:
+            self._in_outer_capture = False
+            wp.capture_end(stream=self._stream)
+
     def _run(self, graph, eager) -> None:
         with wp.ScopedDevice(self._wp_device), self._scoped_stream():
-            if graph is None:
+            if graph is None or self._in_outer_capture:
                 eager()
             else:
                 wp.capture_launch(graph)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium
 import numpy as np
 import torch
@@ -43,7 +41,10 @@ class VecTask:
         self.timeout_buf = torch.zeros(n, dtype=torch.bool, device=dev)
         self.progress_buf = torch.zeros(n, dtype=torch.long, device=dev)
         self.actions = torch.zeros(n, self.num_actions, device=dev)
-        self.extras: dict[str, Any] = {}
+        self.nonfinite_resets = torch.zeros((), dtype=torch.long, device=dev)
+        # Whether step() captures itself as a CUDA graph on CUDA devices (benchmarks turn it off to compare).
+        self.use_step_graph = True
+        self._step_graph: torch.cuda.CUDAGraph | None = None
 
     def reset(self) -> dict[str, torch.Tensor]:
         """Start a new episode in every environment and return the first observations."""
@@ -52,8 +53,30 @@ class VecTask:
         return {"obs": self.obs_buf.to(self.rl_device)}
 
     def step(self, actions: torch.Tensor):
-        """Advance every environment by one control step."""
-        self.actions.copy_(actions.to(self.device).clamp(-self.clip_actions, self.clip_actions))
+        """Advance every environment by one control step.
+
+        On CUDA the whole step (physics, observations, rewards, resets) is captured as one CUDA graph
+        at the second call and replayed from then on: no kernel launches from Python, no host sync.
+        The returned tensors are the task's own buffers, overwritten by the next step.
+        """
+        if self._step_graph is not None:
+            self._action_input.copy_(actions)
+            self._step_graph.replay()
+        else:
+            self._advance(actions.to(self.device))
+            if self.use_step_graph and self.device.type == "cuda":
+                self._step_graph = self._capture_step()
+                self.use_step_graph = self._step_graph is not None
+        return (
+            {"obs": self.obs_buf.to(self.rl_device)},
+            self.rew_buf.to(self.rl_device),
+            self.reset_buf.to(self.rl_device),
+            {"time_outs": self.timeout_buf.to(self.rl_device), "nonfinite_resets": self.nonfinite_resets},
+        )
+
+    def _advance(self, actions: torch.Tensor) -> None:
+        """One control step, writing only into the task's buffers, so that it can be captured and replayed."""
+        self.actions.copy_(actions.clamp(-self.clip_actions, self.clip_actions))
         self.apply_actions(self.actions)
         self.simulate()
         self.progress_buf += 1
@@ -63,19 +86,26 @@ class VecTask:
         # reaches the policy, the normalizers or the returns.
         nonfinite = ~(torch.isfinite(self.obs_buf).all(-1) & torch.isfinite(self.rew_buf))
         self.rew_buf.masked_fill_(nonfinite, 0.0)
+        self.nonfinite_resets.copy_(nonfinite.sum())
         terminated |= nonfinite
-        self.timeout_buf = (self.progress_buf >= self.max_episode_length - 1) & ~terminated
-        self.reset_buf = terminated | self.timeout_buf
+        torch.logical_and(self.progress_buf >= self.max_episode_length - 1, ~terminated, out=self.timeout_buf)
+        torch.logical_or(terminated, self.timeout_buf, out=self.reset_buf)
         self.reset_envs(self.reset_buf)
         self.compute_observations()
-        self.extras["time_outs"] = self.timeout_buf.to(self.rl_device)
-        self.extras["nonfinite_resets"] = nonfinite.sum()
-        return (
-            {"obs": self.obs_buf.to(self.rl_device)},
-            self.rew_buf.to(self.rl_device),
-            self.reset_buf.to(self.rl_device),
-            self.extras,
-        )
+
+    def _capture_step(self) -> torch.cuda.CUDAGraph | None:
+        """Record `_advance` on the sim's stream (its first eager run has loaded every kernel); None if CUDA refuses."""
+        graph = torch.cuda.CUDAGraph()
+        self._action_input = self.actions.clone()
+        stream = torch.cuda.current_stream(self.device)
+        try:
+            # Thread-local capture mode, as Warp's own captures use.
+            with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"), self.sim.outer_capture():
+                self._advance(self._action_input)
+        except RuntimeError as error:
+            print(f"warning: the env step could not be captured as a CUDA graph, so it runs eagerly: {error}")
+            return None
+        return graph
 
     def apply_actions(self, actions: torch.Tensor) -> None:
         """Turn clipped actions into the simulator's controls: by default one action per actuator, as is."""

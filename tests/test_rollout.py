@@ -1,0 +1,46 @@
+"""The sync-free rollout gives exactly what rl_games' own rollout gives, on the deterministic CPU physics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import CPU, compose_config
+from rl_games.common.a2c_common import A2CBase
+
+from harness.config import prepare_config
+from harness.progress import ProgressObserver
+from harness.rlgames import build_runner, register_env
+from harness.tasks import make_env
+from harness.training import rl_games_params
+
+
+def rollout(play_steps, seed: int = 3):
+    """Two epochs' rollouts of a fresh agent on 8 Ant envs whose episodes last 6 steps (horizon 16)."""
+    overrides = ("num_envs=8", "task.env.episodeLength=6", "train.params.config.minibatch_size=128")
+    cfg = prepare_config(compose_config(*overrides, *CPU))
+    register_env(lambda: make_env(cfg))
+    torch.manual_seed(seed)
+    runner = build_runner(rl_games_params(cfg, "Ant"), ProgressObserver())
+    agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)
+    agent.algo_observer.after_init(agent)
+    agent.init_tensors()
+    agent.obs = agent.env_reset()
+    agent.set_eval()
+    with torch.no_grad():
+        batches = [play_steps(agent) for _ in range(2)]
+    stats = [(meter.current_size, meter.mean.clone()) for meter in (agent.game_rewards, agent.game_lengths)]
+    return batches, stats
+
+
+def test_sync_free_rollout_matches_rl_games(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the agent creates its run folder
+    ours, our_stats = rollout(lambda agent: agent.play_steps())
+    theirs, their_stats = rollout(lambda agent: A2CBase.play_steps(agent))
+    for our_batch, their_batch in zip(ours, theirs, strict=True):
+        assert our_batch.keys() == their_batch.keys()
+        for key, value in their_batch.items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(our_batch[key], value), key
+    for (our_size, our_mean), (their_size, their_mean) in zip(our_stats, their_stats, strict=True):
+        assert our_size == their_size > 0 and torch.allclose(our_mean, their_mean)
+    assert our_stats[1][1].item() == pytest.approx(5.0), "episodeLength 6 times out after 5 steps, as upstream"
