@@ -1,4 +1,5 @@
-"""Env steps per second of a task: physics only, env stepping, end-to-end PPO training; and GPU memory.
+"""Env steps per second of a task: physics only, env stepping (eager, one CUDA graph, graph + torch.compile),
+policy inference and end-to-end PPO training, each also as a ratio to physics only; and GPU memory per env.
 
     python bench/throughput.py --task Ant --num-envs 4096 16384 --epochs 30
 
@@ -21,6 +22,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+BASELINE_GIB = [0.0]  # GPU memory in use before the first env is built (CUDA context, other processes)
+
+
+def memory_used_gib() -> float:
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    return (total - free) / 2**30
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -47,29 +56,35 @@ def measure(args: argparse.Namespace) -> dict:
     with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
         cfg = prepare_config(compose("config", overrides=overrides))
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
-    result = {"num_envs": args.one, **measure_stepping(task_cfg, args.steps, device), **measure_training(cfg)}
     if device.startswith("cuda"):
-        free, total = torch.cuda.mem_get_info()
-        result["gpu_memory_used_gib"] = (total - free) / 2**30
+        torch.zeros(1, device=device)  # creates the CUDA context
+        BASELINE_GIB[0] = memory_used_gib()
+    result = {"num_envs": args.one, **measure_stepping(task_cfg, args.steps, device)}
+    if args.epochs > 0:
+        result.update(measure_training(cfg))
+    if device.startswith("cuda"):
+        result["gpu_memory_used_gib"] = memory_used_gib() - BASELINE_GIB[0]
     return result
 
 
 def measure_stepping(task_cfg: dict, steps: int, device: str) -> dict:
-    """Env steps/s of the physics alone (random controls) and of whole env steps (random actions)."""
+    """Env steps/s of the physics alone (random controls) and of whole env steps (random actions): eager,
+    captured as a CUDA graph, and captured with the task math fused by torch.compile."""
     import torch
 
     from harness.tasks import make_task
 
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     start = time.perf_counter()
     task = make_task(task_cfg, device, device)
     task.reset()
     sync()
-    build_s = time.perf_counter() - start
+    result = {"env_build_s": time.perf_counter() - start}
     actions = torch.zeros(task.num_envs, task.num_actions, device=device)
 
     def rate(fn) -> float:
-        for _ in range(10):
+        for _ in range(10):  # the first env steps capture the graph (and compile)
             fn()
         sync()
         t = time.perf_counter()
@@ -82,11 +97,39 @@ def measure_stepping(task_cfg: dict, steps: int, device: str) -> dict:
         task.sim.ctrl.uniform_(-1.0, 1.0)
         task.sim.step()
 
-    return {
-        "env_build_s": build_s,
-        "physics_only": rate(physics_only),
-        "env_step": rate(lambda: task.step(actions.uniform_(-1.0, 1.0))),
-    }
+    def env_step() -> None:
+        task.step(actions.uniform_(-1.0, 1.0))
+
+    result["physics_only"] = rate(physics_only)
+    task.use_step_graph = False
+    result["env_step_eager"] = rate(env_step)
+    if cuda:
+        result["graph_vs_eager_max_abs_diff"] = compare_graph_with_eager(task)
+        result["env_step"] = rate(env_step)
+        task.compile_task_math, task._step_graph, task.use_step_graph = True, None, True
+        result["env_step_compiled"] = rate(env_step)
+        result["env_memory_gib"] = memory_used_gib() - BASELINE_GIB[0]
+    else:
+        result["env_step"] = result["env_step_eager"]
+    return result
+
+
+def compare_graph_with_eager(task) -> float:
+    """Largest difference between an eager step and the captured step from the same state, over worlds
+    that did not reset (resets draw other random numbers); MuJoCo Warp on the GPU is not bit-deterministic."""
+    import torch
+
+    state = [t.clone() for t in (task.sim.qpos, task.sim.qvel, task.progress_buf, task.potentials)]
+    actions = torch.rand(task.num_envs, task.num_actions, device=task.device) * 2 - 1
+    task.step(actions)
+    eager_obs, eager_done = task.obs_buf.clone(), task.reset_buf.clone()
+    task.use_step_graph = True
+    for _ in range(2):  # the first call runs eagerly and captures; the second replays the graph
+        for live, saved in zip((task.sim.qpos, task.sim.qvel, task.progress_buf, task.potentials), state, strict=True):
+            live.copy_(saved)
+        task.step(actions)
+    kept = ~(eager_done | task.reset_buf)
+    return (task.obs_buf[kept] - eager_obs[kept]).abs().max().item()
 
 
 def measure_training(cfg) -> dict:
@@ -116,7 +159,28 @@ def measure_training(cfg) -> dict:
             ("epoch_update_s", "rl_update_time"),
         )
     }
-    return {"training": statistics.median(observer.steps_per_s[2:]), **times}
+    return {
+        "training": statistics.median(observer.steps_per_s[2:]),
+        "policy_inference": measure_inference(observer.algo),
+        **times,
+    }
+
+
+def measure_inference(agent, calls: int = 100) -> float:
+    """Env steps/s of the trained policy alone: rl_games' own action sampling on the last observations."""
+    import torch
+
+    sync = torch.cuda.synchronize if agent.ppo_device.startswith("cuda") else (lambda: None)
+    agent.set_eval()
+    with torch.no_grad():
+        for _ in range(10):
+            agent.get_action_values(agent.obs)
+        sync()
+        start = time.perf_counter()
+        for _ in range(calls):
+            agent.get_action_values(agent.obs)
+        sync()
+    return agent.num_actors * calls / (time.perf_counter() - start)
 
 
 def run_all(args) -> dict:
@@ -157,32 +221,38 @@ def environment(device: str) -> dict:
 
 
 def print_table(task: str, env: dict, rows: list[dict]) -> None:
-    print(f"\n{task} on {env['device']} ({env['date']})")
-    print(
-        f"{'num_envs':>9} | {'physics only':>13} | {'env step':>13} {'ratio':>6} | {'training':>13} {'ratio':>6}"
-        f" | {'GPU mem':>8}"
-    )
+    print(f"\n{task} on {env['device']} ({env['date']}): env steps per second, and as a ratio to physics only")
+    columns = [
+        ("physics only", "physics_only"),
+        ("env step eager", "env_step_eager"),
+        ("env step", "env_step"),
+        ("+ compiled", "env_step_compiled"),
+        ("policy inference", "policy_inference"),
+        ("training", "training"),
+    ]
+    print(f"{'num_envs':>9} | " + " | ".join(f"{name:>22}" for name, _ in columns) + f" | {'GPU memory (per env)':>24}")
     for r in rows:
-        mem = f"{r['gpu_memory_used_gib']:.1f} GiB" if "gpu_memory_used_gib" in r else "-"
-        physics = r["physics_only"]
-        print(
-            f"{r['num_envs']:>9} | {physics:>13,.0f} | {r['env_step']:>13,.0f} {r['env_step'] / physics:>6.2f}"
-            f" | {r['training']:>13,.0f} {r['training'] / physics:>6.2f} | {mem:>8}"
-        )
-    print("(env steps per second; ratios to physics only)")
+        cells = []
+        for _, key in columns:
+            value = r.get(key)
+            cells.append(f"{value:>13,.0f} ({value / r['physics_only']:5.2f})" if value else f"{'-':>22}")
+        mem = r.get("gpu_memory_used_gib")
+        mem = f"{mem:.2f} GiB ({mem * 2**20 / r['num_envs']:.0f} KiB)" if mem else "-"
+        print(f"{r['num_envs']:>9} | " + " | ".join(cells) + f" | {mem:>24}")
     for r in rows:
-        env_ms, rollout_ms, update_ms = (1000 * r[key] for key in ("epoch_env_s", "epoch_rollout_s", "epoch_update_s"))
-        print(
-            f"{r['num_envs']:>9} envs, one epoch: env steps {env_ms:.1f} ms, policy inference "
-            f"{rollout_ms - env_ms:.1f} ms, PPO update {update_ms:.1f} ms"
-        )
+        if "epoch_env_s" in r:
+            env_ms, rollout_ms, update_ms = (1000 * r[k] for k in ("epoch_env_s", "epoch_rollout_s", "epoch_update_s"))
+            print(
+                f"{r['num_envs']:>9} envs, one epoch (host clock, GPU work overlaps): env step calls {env_ms:.1f} ms, "
+                f"rollout {rollout_ms:.1f} ms, PPO update {update_ms:.1f} ms"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="Ant")
     parser.add_argument("--num-envs", type=int, nargs="+", default=[4096, 16384])
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs measured per size")
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs measured per size (0: none)")
     parser.add_argument("--steps", type=int, default=200, help="timed env steps for physics and env stepping")
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")

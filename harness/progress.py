@@ -33,6 +33,8 @@ class ProgressObserver(AlgoObserver):
         self.steps_per_s.append(steps_per_s)
         nonfinite = int(self.nonfinite_resets.item())
         self.algo.writer.add_scalar("performance/env_steps_per_s", steps_per_s, frame)
+        # Seconds since the agent was built (kernels already compiled), finer than rl_games' whole-second rewards/time.
+        self.algo.writer.add_scalar("performance/elapsed_s", now - self.start_time, frame)
         self.algo.writer.add_scalar("env/nonfinite_resets", nonfinite, frame)
         line = self.format_line(epoch_num, steps_per_s, now - self.start_time)
         print(line + (f" | {nonfinite} non-finite worlds reset" if nonfinite else ""), flush=True)

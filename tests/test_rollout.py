@@ -35,7 +35,7 @@ def rollout(play_steps, seed: int = 3):
 def test_sync_free_rollout_matches_rl_games(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the agent creates its run folder
     ours, our_stats = rollout(lambda agent: agent.play_steps())
-    theirs, their_stats = rollout(lambda agent: A2CBase.play_steps(agent))
+    theirs, their_stats = rollout(A2CBase.play_steps)
     for our_batch, their_batch in zip(ours, theirs, strict=True):
         assert our_batch.keys() == their_batch.keys()
         for key, value in their_batch.items():

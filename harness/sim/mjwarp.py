@@ -81,10 +81,12 @@ class MjWarpSim:
         with wp.ScopedDevice(self._wp_device), self._scoped_stream():
             mjw.reset_data(self.model, self.data)
 
+    @torch.compiler.disable
     def step(self) -> None:
         """Advance every world by `substeps` physics steps, with the controls now in `ctrl`."""
         self._run(self._step_graph, self._step_eager)
 
+    @torch.compiler.disable
     def reset(self, mask: torch.Tensor) -> None:
         """Return the worlds where `mask` is True to the model's initial state; others are untouched.
 

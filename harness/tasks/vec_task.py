@@ -42,9 +42,12 @@ class VecTask:
         self.progress_buf = torch.zeros(n, dtype=torch.long, device=dev)
         self.actions = torch.zeros(n, self.num_actions, device=dev)
         self.nonfinite_resets = torch.zeros((), dtype=torch.long, device=dev)
-        # Whether step() captures itself as a CUDA graph on CUDA devices (benchmarks turn it off to compare).
+        # Whether step() captures itself as a CUDA graph on CUDA devices, and whether the task's tensor
+        # math is fused by torch.compile first (benchmarks set these before the first step to compare).
         self.use_step_graph = True
+        self.compile_task_math = False
         self._step_graph: torch.cuda.CUDAGraph | None = None
+        self._compiled_advance = None
 
     def reset(self) -> dict[str, torch.Tensor]:
         """Start a new episode in every environment and return the first observations."""
@@ -63,7 +66,7 @@ class VecTask:
             self._action_input.copy_(actions)
             self._step_graph.replay()
         else:
-            self._advance(actions.to(self.device))
+            self._advance_fn()(actions.to(self.device))
             if self.use_step_graph and self.device.type == "cuda":
                 self._step_graph = self._capture_step()
                 self.use_step_graph = self._step_graph is not None
@@ -93,6 +96,13 @@ class VecTask:
         self.reset_envs(self.reset_buf)
         self.compute_observations()
 
+    def _advance_fn(self):
+        if not self.compile_task_math:
+            return self._advance
+        if self._compiled_advance is None:  # the physics calls stay outside the compiled graphs
+            self._compiled_advance = torch.compile(self._advance, dynamic=False)
+        return self._compiled_advance
+
     def _capture_step(self) -> torch.cuda.CUDAGraph | None:
         """Record `_advance` on the sim's stream (its first eager run has loaded every kernel); None if CUDA refuses."""
         graph = torch.cuda.CUDAGraph()
@@ -101,7 +111,7 @@ class VecTask:
         try:
             # Thread-local capture mode, as Warp's own captures use.
             with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"), self.sim.outer_capture():
-                self._advance(self._action_input)
+                self._advance_fn()(self._action_input)
         except RuntimeError as error:
             print(f"warning: the env step could not be captured as a CUDA graph, so it runs eagerly: {error}")
             return None

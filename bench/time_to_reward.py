@@ -1,0 +1,110 @@
+"""Wall time to a mean episode reward, and start-up time, of real `train.py` runs (one per seed).
+
+    python bench/time_to_reward.py --task Ant --seeds 1 2 3 --reward 5000 --override max_iterations=300
+
+For each seed: seconds from the command to the first epoch line (start-up; the first run on a machine
+also compiles MuJoCo Warp's kernels), and from rl_games' own TensorBoard curve (reward against seconds
+since training began) the seconds and epochs until the mean episode reward first reaches --reward.
+Prints a table and writes it, with each run's reward-vs-seconds curve, as JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from throughput import environment  # noqa: E402  (bench/ is not a package)
+
+
+def train_once(task: str, seed: int, overrides: list[str], workdir: Path, env: dict | None = None) -> dict:
+    """Run train.py for one seed in `workdir`; time its start-up and read back its reward curve."""
+    experiment = f"{task}_seed{seed}"
+    cmd = [sys.executable, str(ROOT / "train.py"), f"task={task}", f"seed={seed}", f"experiment={experiment}"]
+    cmd += ["headless=True", *overrides]
+    start = time.perf_counter()
+    startup_s, tail = None, []
+    options = {"cwd": workdir, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "env": env}
+    with subprocess.Popen(cmd, **options) as proc:
+        for line in proc.stdout:
+            if startup_s is None and line.startswith("epoch "):
+                startup_s = time.perf_counter() - start
+            tail = [*tail[-40:], line.rstrip()]
+    if proc.returncode != 0:
+        sys.exit(f"train.py failed for seed {seed}:\n" + "\n".join(tail))
+    curve = reward_curve(workdir / "runs" / experiment / "summaries")
+    return {"seed": seed, "startup_s": startup_s, "wall_s": time.perf_counter() - start, "curve": curve}
+
+
+def reward_curve(summaries: Path) -> list[dict]:
+    """rl_games' mean episode reward per epoch, with the harness's seconds since training began."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars = EventAccumulator(str(summaries))
+    scalars.Reload()
+    seconds = {event.step: event.value for event in scalars.Scalars("performance/elapsed_s")}
+    by_frame, by_epoch = scalars.Scalars("rewards/step"), scalars.Scalars("rewards/iter")
+    return [
+        {"epoch": e.step, "seconds": round(seconds[f.step], 2), "reward": round(f.value, 1)}
+        for f, e in zip(by_frame, by_epoch, strict=True)
+    ]
+
+
+def first_reaching(curve: list[dict], reward: float) -> dict | None:
+    return next((point for point in curve if point["reward"] >= reward), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="Ant")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--reward", type=float, required=True, help="the mean episode reward to reach")
+    parser.add_argument("--override", nargs="+", action="extend", default=[], help="extra train.py overrides")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--workdir", type=Path, help="where the run folders go (default: a temporary folder)")
+    parser.add_argument(
+        "--cold-first", action="store_true", help="run the first seed with an empty Warp kernel cache (first start)"
+    )
+    args = parser.parse_args()
+    import torch
+
+    env = environment("cuda:0" if torch.cuda.is_available() else "cpu")
+    runs = []
+    with tempfile.TemporaryDirectory() as scratch:  # run folders go here, not into the repository
+        workdir = args.workdir or Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        for i, seed in enumerate(args.seeds):
+            cold = args.cold_first and i == 0
+            cache = {**os.environ, "WARP_CACHE_PATH": str(Path(scratch) / "empty_warp_cache")} if cold else None
+            run = train_once(args.task, seed, args.override, workdir, cache)
+            run["reached"] = first_reaching(run["curve"], args.reward)
+            run["empty_kernel_cache"] = cold
+            runs.append(run)
+    print(f"\n{args.task} on {env['device']} ({env['date']}): time to a mean episode reward of {args.reward:g}")
+    print(f"{'seed':>5} | {'start-up':>16} | {'reached at':>22} | {'final reward':>12} | {'whole run':>9}")
+    for run in runs:
+        hit = run["reached"]
+        reached = f"{hit['seconds']:7.1f} s, epoch {hit['epoch']:>4}" if hit else "not reached"
+        startup = f"{run['startup_s']:7.1f} s" if run["startup_s"] is not None else "-"
+        startup += " (cold)" if run["empty_kernel_cache"] else ""
+        final = run["curve"][-1]
+        print(f"{run['seed']:>5} | {startup:>16} | {reached:>22} | {final['reward']:>12.1f} | {run['wall_s']:7.1f} s")
+    print("(start-up: command to first epoch line, cold = empty kernel cache;")
+    print(" reached: seconds since training began, kernels already compiled)")
+    command = " ".join(["python", "bench/time_to_reward.py", *sys.argv[1:]])
+    result = {"task": args.task, **env, "command": command, "reward": args.reward, "runs": runs}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"{env['date'][:16].replace(':', '')}-{args.task}-time-to-reward-{env['device'].replace(' ', '_')}"
+    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
