@@ -57,7 +57,7 @@ class MjWarpSim:
         self.mj_model = model
         self._wp_device = wp.get_device(str(self.device))
         self._stream = self._shared_stream()
-        with wp.ScopedDevice(self._wp_device), self._scoped_stream():
+        with wp.ScopedDevice(self._wp_device), self._scoped_stream(sync=True):
             self.model = mjw.put_model(model)
             self.data = mjw.make_data(model, nworld=num_worlds, nconmax=nconmax, njmax=njmax)
             # Foot force sensors read the body wrenches computed after the constraint solve.
@@ -147,5 +147,7 @@ class MjWarpSim:
             torch.cuda.set_stream(stream)
         return wp.stream_from_torch(stream)
 
-    def _scoped_stream(self):
-        return wp.ScopedStream(self._stream) if self._stream is not None else nullcontext()
+    def _scoped_stream(self, sync: bool = False):
+        # The shared stream orders everything after construction: waiting on Warp's own stream at every call
+        # would cost an event per call, and during an outer capture it would pull in uncaptured work.
+        return wp.ScopedStream(self._stream, sync_enter=sync) if self._stream is not None else nullcontext()

@@ -69,7 +69,6 @@ class VecTask:
             self._advance_fn()(actions.to(self.device))
             if self.use_step_graph and self.device.type == "cuda":
                 self._step_graph = self._capture_step()
-                self.use_step_graph = self._step_graph is not None
         return (
             {"obs": self.obs_buf.to(self.rl_device)},
             self.rew_buf.to(self.rl_device),
@@ -103,18 +102,14 @@ class VecTask:
             self._compiled_advance = torch.compile(self._advance, dynamic=False)
         return self._compiled_advance
 
-    def _capture_step(self) -> torch.cuda.CUDAGraph | None:
-        """Record `_advance` on the sim's stream (its first eager run has loaded every kernel); None if CUDA refuses."""
+    def _capture_step(self) -> torch.cuda.CUDAGraph:
+        """Record `_advance` on the sim's stream; its first eager run has loaded every kernel."""
         graph = torch.cuda.CUDAGraph()
         self._action_input = self.actions.clone()
         stream = torch.cuda.current_stream(self.device)
-        try:
-            # Thread-local capture mode, as Warp's own captures use.
-            with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"), self.sim.outer_capture():
-                self._advance_fn()(self._action_input)
-        except RuntimeError as error:
-            print(f"warning: the env step could not be captured as a CUDA graph, so it runs eagerly: {error}")
-            return None
+        # Thread-local capture mode, as Warp's own captures use.
+        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"), self.sim.outer_capture():
+            self._advance_fn()(self._action_input)
         return graph
 
     def apply_actions(self, actions: torch.Tensor) -> None:
