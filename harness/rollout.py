@@ -17,14 +17,7 @@ class SyncFreeRollout:
     statistics are updated once after the rollout, step by step in the same order. Observers'
     `process_infos` get the step's done mask (a bool tensor on the device) instead of indices.
     What the rollout stores for the update is rl_games' own.
-
-    On CUDA, rl_games' action sampling (`get_action_values`) is captured as a CUDA graph at its first call
-    and replayed: the policy's dozens of small kernels cost one launch. The graph reads the model's weights
-    in place (the optimizer updates them in place); the normalizers' statistics, which rl_games replaces
-    with new tensors at every update, are copied back into the captured ones before each replay.
     """
-
-    _policy_graph: torch.cuda.CUDAGraph | None = None
 
     def play_steps(self):
         if self.use_action_masks or self.has_central_value or self.is_rnn:
@@ -65,45 +58,6 @@ class SyncFreeRollout:
             self.current_lengths.mul_(not_done)
         self._record_finished_episodes(finished, returns, shaped_returns, lengths)
         return self._batch_for_update(step_time)
-
-    def get_action_values(self, obs):
-        if not self._policy_graph_fits(obs):
-            return super().get_action_values(obs)
-        if self._policy_graph is None:
-            self._capture_policy(obs["obs"])
-        self._refresh_captured_buffers()
-        self._policy_obs.copy_(obs["obs"])
-        self._policy_graph.replay()
-        return self._policy_outputs
-
-    def _policy_graph_fits(self, obs) -> bool:
-        plain = not (self.is_rnn or self.has_central_value or self.use_action_masks)
-        tensor_obs = isinstance(obs, dict) and torch.is_tensor(obs.get("obs"))
-        return plain and tensor_obs and torch.device(self.ppo_device).type == "cuda"
-
-    def _capture_policy(self, obs: torch.Tensor) -> None:
-        self._policy_obs = obs.clone()
-        self._captured_buffers = dict(self.model.named_buffers())
-        # Warm up on a side stream first, as torch asks before a capture.
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                super().get_action_values({"obs": self._policy_obs})
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._policy_outputs = super().get_action_values({"obs": self._policy_obs})
-        self._policy_graph = graph
-
-    def _refresh_captured_buffers(self) -> None:
-        for name, captured in self._captured_buffers.items():
-            module_name, _, attr = name.rpartition(".")
-            module = self.model.get_submodule(module_name)
-            current = getattr(module, attr)
-            if current is not captured:
-                captured.copy_(current)
-                setattr(module, attr, captured)
 
     def _record_finished_episodes(self, finished, returns, shaped_returns, lengths) -> None:
         """rl_games' episode statistics, fed in step order: one host sync for the whole rollout."""
