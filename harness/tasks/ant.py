@@ -33,14 +33,7 @@ class Ant(Locomotion):
         )
 
     def compute_reward(self) -> torch.Tensor:
-        obs, s = self.obs_buf, self.reward_scales
-        actions_cost = (self.actions**2).sum(-1)
+        obs = self.obs_buf
         energy_cost = (self.actions * obs[:, 20:28]).abs().sum(-1)
         at_limit = (obs[:, 12:20].abs() > 0.99).sum(-1)
-        reward = (
-            self.progress_and_bonuses()
-            - s["actionsCost"] * actions_cost
-            - s["energyCost"] * energy_cost
-            - s["jointsAtLimitCost"] * at_limit
-        )
-        return self.finish_reward(reward)
+        return self.finish_reward(energy_cost, at_limit)

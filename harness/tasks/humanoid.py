@@ -43,16 +43,8 @@ class Humanoid(Locomotion):
         )
 
     def compute_reward(self) -> torch.Tensor:
-        obs, s = self.obs_buf, self.reward_scales
-        actions_cost = (self.actions**2).sum(-1)
+        obs = self.obs_buf
         energy_cost = ((self.actions * obs[:, 33:54]).abs() * self.cost_weights).sum(-1)
         # Graded: 0 at 98% of a joint's half-range, 1 at the limit, weighted by the joint's gear.
         beyond = (obs[:, 12:33].abs() - 0.98).clamp(min=0.0) / 0.02
-        at_limit_cost = (beyond * self.cost_weights).sum(-1)
-        reward = (
-            self.progress_and_bonuses()
-            - s["actionsCost"] * actions_cost
-            - s["energyCost"] * energy_cost
-            - s["jointsAtLimitCost"] * at_limit_cost
-        )
-        return self.finish_reward(reward)
+        return self.finish_reward(energy_cost, (beyond * self.cost_weights).sum(-1))

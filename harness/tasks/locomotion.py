@@ -96,18 +96,28 @@ class Locomotion(VecTask):
             qvel[:, 6:] * self.dof_vel_scale,
         ]
 
-    def progress_and_bonuses(self) -> torch.Tensor:
-        """Speed towards the target + staying alive + being upright + facing the target (before costs)."""
+    def finish_reward(self, energy_cost: torch.Tensor, at_limit_cost: torch.Tensor) -> torch.Tensor:
+        """Write the reward to rew_buf and return where the torso fell (its reward is deathCost there).
+
+        Reward: speed towards the target + staying alive + being upright + facing the target, minus the
+        actions', energy and joints-at-limit costs (the last two as each task weighs them).
+        """
         obs, s = self.obs_buf, self.reward_scales
         heading_proj, up_proj = obs[:, 11], obs[:, 10]
         heading = torch.where(heading_proj > 0.8, s["headingWeight"], s["headingWeight"] * heading_proj / 0.8)
         up = torch.where(up_proj > 0.93, s["upWeight"], 0.0)
-        return self.potentials - self.prev_potentials + self.alive_reward + up + heading
-
-    def finish_reward(self, reward: torch.Tensor) -> torch.Tensor:
-        """Write `reward` to rew_buf, replaced by deathCost where the torso fell; return where it fell."""
-        fell = self.obs_buf[:, 0] < self.termination_height
-        self.rew_buf.copy_(torch.where(fell, self.reward_scales["deathCost"], reward))
+        reward = (
+            self.potentials
+            - self.prev_potentials
+            + self.alive_reward
+            + up
+            + heading
+            - s["actionsCost"] * (self.actions**2).sum(-1)
+            - s["energyCost"] * energy_cost
+            - s["jointsAtLimitCost"] * at_limit_cost
+        )
+        fell = obs[:, 0] < self.termination_height
+        self.rew_buf.copy_(torch.where(fell, s["deathCost"], reward))
         return fell
 
     def reset_envs(self, mask: torch.Tensor) -> None:
