@@ -101,12 +101,12 @@ def measure_stepping(task_cfg: dict, steps: int, device: str) -> dict:
         task.step(actions.uniform_(-1.0, 1.0))
 
     result["physics_only"] = rate(physics_only)
-    task.use_step_graph = False
+    task.set_step_mode(graph=False)
     result["env_step_eager"] = rate(env_step)
     if cuda:
         result["graph_vs_eager_max_abs_diff"] = compare_graph_with_eager(task)
         result["env_step"] = rate(env_step)
-        task.compile_task_math, task._step_graph, task.use_step_graph = True, None, True
+        task.set_step_mode(graph=True, compiled=True)
         result["env_step_compiled"] = rate(env_step)
         result["env_memory_gib"] = memory_used_gib() - BASELINE_GIB[0]
     else:
@@ -128,7 +128,7 @@ def compare_graph_with_eager(task) -> float:
     actions = torch.rand(task.num_envs, task.num_actions, device=task.device) * 2 - 1
     task.step(actions)
     eager_obs, eager_done = task.obs_buf.clone(), task.reset_buf.clone()
-    task.use_step_graph = True
+    task.set_step_mode(graph=True)
     for _ in range(2):  # the first call runs eagerly and captures; the second replays the graph
         for tensor, saved in zip(live, state, strict=True):
             tensor.copy_(saved)

@@ -81,7 +81,7 @@ class MjWarpSim:
         with wp.ScopedDevice(self._wp_device), self._scoped_stream():
             mjw.reset_data(self.model, self.data)
 
-    # Warp launches stay outside graphs that torch.compile makes of a task's step (VecTask.compile_task_math).
+    # Warp launches stay outside the graphs torch.compile makes of a step (VecTask.set_step_mode(compiled=True)).
     @torch.compiler.disable
     def step(self) -> None:
         """Advance every world by `substeps` physics steps, with the controls now in `ctrl`."""

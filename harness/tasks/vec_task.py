@@ -42,12 +42,14 @@ class VecTask:
         self.progress_buf = torch.zeros(n, dtype=torch.long, device=dev)
         self.actions = torch.zeros(n, self.num_actions, device=dev)
         self.nonfinite_resets = torch.zeros((), dtype=torch.long, device=dev)
-        # Whether step() captures itself as a CUDA graph on CUDA devices, and whether the task's tensor
-        # math is fused by torch.compile first (benchmarks set these before the first step to compare).
-        self.use_step_graph = True
-        self.compile_task_math = False
-        self._step_graph: torch.cuda.CUDAGraph | None = None
+        self.set_step_mode(graph=True)
         self._compiled_advance = None
+
+    def set_step_mode(self, *, graph: bool, compiled: bool = False) -> None:
+        """How step() runs from its next call: captured as a CUDA graph (on CUDA devices) or eagerly, and with
+        the task's tensor math fused by torch.compile or not. Default: a graph, no compile; benchmarks compare."""
+        self.use_step_graph, self.compile_task_math = graph, compiled
+        self._step_graph: torch.cuda.CUDAGraph | None = None
 
     def reset(self) -> dict[str, torch.Tensor]:
         """Start a new episode in every environment and return the first observations."""
