@@ -27,13 +27,18 @@ def compose_config(*overrides: str, config_dir: Path = ROOT / "cfg"):
         return compose("config", overrides=list(overrides))
 
 
-def make_ant(num_envs: int = 8, *overrides: str):
-    """A resolved Ant task on the CPU."""
+def make_cpu_task(task: str, num_envs: int, *overrides: str):
+    """A resolved task of this name on the CPU, as train.py would build it."""
     from harness.config import prepare_config
     from harness.tasks import make_task
 
-    cfg = prepare_config(compose_config(f"num_envs={num_envs}", *CPU, *overrides))
+    cfg = prepare_config(compose_config(f"task={task}", f"num_envs={num_envs}", *CPU, *overrides))
     return make_task(OmegaConf.to_container(cfg.task, resolve=True), "cpu", "cpu")
+
+
+def make_ant(num_envs: int = 8, *overrides: str):
+    """A resolved Ant task on the CPU."""
+    return make_cpu_task("Ant", num_envs, *overrides)
 
 
 def run_script(script: str, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CPU, compose_config, run_script
-from omegaconf import OmegaConf
+from conftest import CPU, compose_config, make_cpu_task, run_script
 
 from harness.config import prepare_config
-from harness.tasks import make_task
 
 
 @pytest.fixture(scope="module")
 def cartpole():
-    cfg = prepare_config(compose_config("task=Cartpole", "num_envs=4", *CPU))
-    return make_task(OmegaConf.to_container(cfg.task, resolve=True), "cpu", "cpu")
+    return make_cpu_task("Cartpole", 4)
 
 
 def test_contract_and_upstream_config(cartpole):

@@ -6,18 +6,15 @@ import math
 
 import pytest
 import torch
-from conftest import CPU, compose_config, run_script
-from omegaconf import OmegaConf
+from conftest import CPU, compose_config, make_cpu_task, run_script
 
 from harness.config import prepare_config
-from harness.tasks import make_task
 
 NUM_ENVS = 6
 
 
 def make_humanoid(num_envs: int = NUM_ENVS, *overrides: str):
-    cfg = prepare_config(compose_config("task=Humanoid", f"num_envs={num_envs}", *CPU, *overrides))
-    return make_task(OmegaConf.to_container(cfg.task, resolve=True), "cpu", "cpu")
+    return make_cpu_task("Humanoid", num_envs, *overrides)
 
 
 @pytest.fixture(scope="module")
