@@ -20,6 +20,8 @@ wp.config.log_level = wp.LOG_WARNING
 # Sim keys this engine reads; every other key in a task's `sim` block is named in one warning.
 USED_SIM_KEYS = {"dt", "substeps", "up_axis", "gravity"}
 
+_WARP_STREAMS: dict[int, wp.Stream] = {}  # Warp's view of each torch stream a sim runs on
+
 
 def load_mjcf(path: Path, sim_cfg: dict) -> mujoco.MjModel:
     """Load an MJCF file with the task's `sim` settings: timestep = dt / substeps, gravity; z is up."""
@@ -146,7 +148,11 @@ class MjWarpSim:
         if stream == torch.cuda.default_stream(self.device):
             stream = torch.cuda.Stream(self.device)
             torch.cuda.set_stream(stream)
-        return wp.stream_from_torch(stream)
+        # One Warp wrapper per stream for the whole process: a wrapper that is garbage-collected unregisters
+        # its stream from Warp, which would leave a later sim on the same stream with an "unknown stream".
+        if stream.cuda_stream not in _WARP_STREAMS:
+            _WARP_STREAMS[stream.cuda_stream] = wp.stream_from_torch(stream)
+        return _WARP_STREAMS[stream.cuda_stream]
 
     def _scoped_stream(self, sync: bool = False):
         # The shared stream orders everything after construction: waiting on Warp's own stream at every call

@@ -6,6 +6,8 @@ import gymnasium
 import numpy as np
 import torch
 
+from harness import graphs
+
 
 class VecTask:
     """`num_envs` environments stepped together: `reset()` -> obs dict; `step(a)` -> (obs dict, reward, done, extras).
@@ -108,9 +110,7 @@ class VecTask:
         """Record `_advance` on the sim's stream; its first eager run has loaded every kernel."""
         graph = torch.cuda.CUDAGraph()
         self._action_input = self.actions.clone()
-        stream = torch.cuda.current_stream(self.device)
-        # Thread-local capture mode, as Warp's own captures use.
-        with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"), self.sim.outer_capture():
+        with graphs.capture(graph, self.device), self.sim.outer_capture():
             self._advance_fn()(self._action_input)
         return graph
 

@@ -1,0 +1,55 @@
+"""CUDA graph capture as this project does it: on the stream torch and Warp share, safe from stray frees."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+
+@contextmanager
+def capture(graph: torch.cuda.CUDAGraph, device: torch.device | str | None = None) -> Iterator[None]:
+    """Record the CUDA work launched inside into `graph`, on the current stream of `device`.
+
+    That stream is the one the simulator shares with torch (MjWarpSim), so captured work stays ordered
+    with the physics without syncs. Thread-local mode, as Warp's own captures use. Unlike
+    `torch.cuda.graph`, no device sync and no emptying of torch's memory cache first: both would cost
+    the first epoch time, and neither is needed for a private memory pool. Garbage collection is off
+    meanwhile: a collection could free a Warp array on the capturing stream, invalidating the capture.
+    """
+    gc.disable()
+    try:
+        with torch.cuda.stream(torch.cuda.current_stream(device)):
+            graph.capture_begin(capture_error_mode="thread_local")
+            try:
+                yield
+            finally:
+                graph.capture_end()
+    finally:
+        gc.enable()
+
+
+def keep_buffers_in_place(model: torch.nn.Module) -> None:
+    """Keep one tensor per buffer of `model` for the whole run: the one seen at the first call.
+
+    rl_games' normalizers assign new tensors to their statistics when they update (eagerly: the value
+    normalizer once an epoch, the input normalizer in every eager minibatch step). A CUDA graph reads and
+    writes the tensors it captured, and the rollout's and the update's graphs must share the statistics:
+    call this before capturing, inside a capture after the captured work (it records the copies), and
+    before replaying. It copies the values of any replacement into the kept tensor and puts that back.
+    """
+    if model not in _KEPT_BUFFERS:
+        _KEPT_BUFFERS[model] = list(model.named_buffers())
+    for name, kept in _KEPT_BUFFERS[model]:
+        module_name, _, attr = name.rpartition(".")
+        module = model.get_submodule(module_name)
+        current = getattr(module, attr)
+        if current is not kept:
+            kept.copy_(current)
+            setattr(module, attr, kept)
+
+
+_KEPT_BUFFERS: weakref.WeakKeyDictionary[torch.nn.Module, list[tuple[str, torch.Tensor]]] = weakref.WeakKeyDictionary()
