@@ -26,6 +26,7 @@ from harness.checkpoints import (
 )
 from harness.errors import UserError
 from harness.rollout import SyncFreeRollout
+from harness.update import SyncFreeUpdate
 
 
 class RlGamesVecEnv(IVecEnv):
@@ -70,9 +71,9 @@ class TrainingStopped(Exception):
         self.signum, self.path = signum, path
 
 
-class HarnessAgent(SyncFreeRollout, A2CAgent):
+class HarnessAgent(SyncFreeRollout, SyncFreeUpdate, A2CAgent):
     """rl_games' continuous PPO agent: atomic plain checkpoints, a faithful resume, a save on SIGINT/SIGTERM,
-    and a rollout without per-step host syncs."""
+    and a rollout and an update without per-step host syncs."""
 
     stop_signal: int | None = None  # set by the signal handler; acted on at the next epoch boundary
     _restored_best: float | None = None
@@ -96,10 +97,8 @@ class HarnessAgent(SyncFreeRollout, A2CAgent):
         task_name = self.vec_env.env.cfg["name"]
         check_task(state, task_name, Path(fn))
         check_network(state["model"], self.model.state_dict(), Path(fn), task_name)
-        self.set_full_state_weights(state, set_epoch=set_epoch)
-        # rl_games keeps the adaptive learning rate outside the optimizer, and its train() forgets the best reward
-        # (so a worse policy would replace <name>.pth): carry both over.
-        self.last_lr = self.optimizer.param_groups[0]["lr"]
+        self.set_full_state_weights(state, set_epoch=set_epoch)  # the learning rate too (SyncFreeUpdate)
+        # rl_games' train() forgets the best reward (so a worse policy would replace <name>.pth): carry it over.
         self._restored_best = float(state.get("last_mean_rewards", -math.inf))
         print(
             f"Resumed from {fn} at epoch {self.epoch_num} (frame {self.frame}, best mean reward "

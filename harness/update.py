@@ -1,0 +1,176 @@
+"""rl_games' PPO update without a host sync per minibatch; on CUDA each minibatch step replays a CUDA graph."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.distributed as dist
+from rl_games.algos_torch import torch_ext
+from rl_games.common.schedulers import AdaptiveScheduler
+
+from harness import graphs
+
+# Minibatch steps run eagerly before the capture: they create the optimizer's and the scaler's state.
+EAGER_MINIBATCHES = 2
+
+
+class SyncFreeUpdate:
+    """Replaces `ContinuousA2CBase.train_epoch` for feed-forward policies; mix in before rl_games' agent class.
+
+    rl_games reads the KL divergence to the host after every minibatch (`kl.item()`) to adapt the learning
+    rate, so Python waits for the GPU up to thirty-two times an epoch and then launches each minibatch's
+    few hundred small kernels while the GPU idles. Here the learning rate is a tensor on the device that
+    the fused Adam reads and the adaptive schedule updates in place. On CUDA each minibatch step (rl_games'
+    own forward, losses, backward, scaler and Adam step, then the schedule) is captured as one CUDA graph
+    after two eager steps and replayed with the next minibatch copied into its inputs. Minibatches, losses,
+    the order of updates and what is logged are rl_games'; the learning rate is read once an epoch.
+    """
+
+    _update_graph: torch.cuda.CUDAGraph | None = None
+    _eager_minibatches = 0
+
+    def __init__(self, base_name, params) -> None:
+        super().__init__(base_name, params)
+        self._install_lr_tensor(self.last_lr)
+
+    def train_epoch(self):
+        if self.is_rnn or self.has_central_value:
+            return super().train_epoch()
+        self.vec_env.set_train_info(self.frame, self)
+        self.set_eval()
+        play_start = time.perf_counter()
+        with torch.no_grad():
+            batch_dict = self.play_steps()
+        update_start = time.perf_counter()
+        self.set_train()
+        self.curr_frames = batch_dict.pop("played_frames")
+        self.prepare_dataset(batch_dict)
+        self.algo_observer.after_steps()
+        stats, kls = [], []
+        for mini_epoch in range(self.mini_epochs_num):
+            epoch_kls = []
+            for i in range(len(self.dataset)):
+                stats.append(self._train_minibatch(self.dataset[i]))
+                epoch_kls.append(stats[-1][3])
+                if self.schedule_type == "legacy" and not self._adaptive_lr():
+                    self._host_schedule(stats[-1][3])
+            kl = torch_ext.mean_list(epoch_kls)
+            if self.multi_gpu:
+                dist.all_reduce(kl, op=dist.ReduceOp.SUM)
+                kl /= self.world_size
+            if self.schedule_type == "standard" and self._adaptive_lr():
+                self._device_schedule(kl)
+            elif self.schedule_type == "standard":
+                self._host_schedule(kl)
+            kls.append(kl)
+            self.diagnostics.mini_epoch(self, mini_epoch)
+            if self.normalize_input:
+                self.model.running_mean_std.eval()
+        # The update's one read of the device: the rate it ends with, and the one its last minibatch used
+        # (what rl_games logs as info/last_lr).
+        self.last_lr, last_used_lr = torch.stack([self._lr, stats[-1][5]]).tolist()
+        update_end = time.perf_counter()
+        a_losses, c_losses, entropies, _, b_losses, _ = (list(column) for column in zip(*stats, strict=True))
+        b_losses = b_losses if self.bounds_loss_coef is not None else []
+        return (
+            batch_dict["step_time"],
+            update_start - play_start,
+            update_end - update_start,
+            update_end - play_start,
+            a_losses,
+            c_losses,
+            b_losses,
+            entropies,
+            kls,
+            last_used_lr,
+            1.0,
+        )
+
+    def _train_minibatch(self, minibatch: dict) -> tuple[torch.Tensor, ...]:
+        """One PPO step on a minibatch: (actor loss, critic loss, entropy, KL, bounds loss, rate used)."""
+        if self._use_graph(minibatch):
+            for key, static in self._static_minibatch.items():
+                static.copy_(minibatch[key])
+            self._update_graph.replay()
+            stats, mu, sigma = self._graph_outputs
+        else:
+            stats, mu, sigma = self._minibatch_step(minibatch)
+            self._eager_minibatches += 1
+        self.dataset.update_mu_sigma(mu, sigma)
+        return stats.clone().unbind()  # the graph's outputs are overwritten by its next replay
+
+    def _minibatch_step(self, minibatch: dict):
+        """rl_games' own minibatch step, then the legacy schedule's learning-rate update on the device."""
+        lr_used = self._lr.clone()
+        # rl_games' train_actor_critic without its last line, which writes self.last_lr into the optimizer
+        self.set_train()
+        self.calc_gradients(minibatch)
+        a_loss, c_loss, entropy, kl, _, _, mu, sigma, b_loss = self.train_result
+        if self.schedule_type == "legacy":
+            if self.multi_gpu:
+                dist.all_reduce(kl, op=dist.ReduceOp.SUM)
+                kl /= self.world_size
+            if self._adaptive_lr():
+                self._device_schedule(kl)
+        scalars = (a_loss, c_loss, entropy, kl, b_loss, lr_used)
+        return torch.stack([t.detach().float().reshape(()) for t in scalars]), mu, sigma
+
+    def _adaptive_lr(self) -> bool:
+        return isinstance(self.scheduler, AdaptiveScheduler)
+
+    def _device_schedule(self, kl: torch.Tensor) -> None:
+        """rl_games' AdaptiveScheduler on the device: divide the rate by 1.5 when the KL divergence is above
+        twice its threshold, multiply it by 1.5 when below half, within [min_lr, max_lr]."""
+        scheduler, lr = self.scheduler, self._lr
+        lowered = torch.clamp(lr / 1.5, min=scheduler.min_lr)
+        raised = torch.clamp(lr * 1.5, max=scheduler.max_lr)
+        threshold = scheduler.kl_threshold
+        lr.copy_(torch.where(kl > 2.0 * threshold, lowered, torch.where(kl < 0.5 * threshold, raised, lr)))
+
+    def _host_schedule(self, kl: torch.Tensor) -> None:
+        """Schedules that ignore the KL divergence (linear, identity) run on the host, as in rl_games."""
+        self.last_lr, self.entropy_coef = self.scheduler.update(self.last_lr, self.entropy_coef, self.epoch_num, 0, kl)
+        self._lr.fill_(self.last_lr)
+
+    def _install_lr_tensor(self, lr: float) -> None:
+        """Give the optimizer the learning rate as a device tensor, so that a graph can change it."""
+        self.last_lr = float(lr)
+        self._lr = torch.tensor(self.last_lr, device=self.ppo_device)
+        for group in self.optimizer.param_groups:
+            group["lr"], group["capturable"] = self._lr, self._lr.is_cuda
+
+    def get_full_state_weights(self) -> dict:
+        state = super().get_full_state_weights()
+        for group in state["optimizer"]["param_groups"]:  # saved as rl_games saves them: a plain number
+            group["lr"], group["capturable"] = float(group["lr"]), False
+        return state
+
+    def set_full_state_weights(self, weights: dict, set_epoch: bool = True) -> None:
+        super().set_full_state_weights(weights, set_epoch=set_epoch)
+        self._install_lr_tensor(self.optimizer.param_groups[0]["lr"])
+        self._update_graph = None  # the optimizer's state tensors were replaced
+
+    # --- the CUDA graph ---------------------------------------------------------------------------------------
+
+    def _use_graph(self, minibatch: dict) -> bool:
+        """Whether this step replays the graph, capturing it first where due."""
+        # Several GPUs all-reduce gradients through NCCL in every step: left eager.
+        if not (self._lr.is_cuda and not self.multi_gpu and self._eager_minibatches >= EAGER_MINIBATCHES):
+            return False
+        # Python numbers that a graph bakes in: a schedule or a user that changes one gets a new graph.
+        key = (self.entropy_coef, self.e_clip, self.critic_coef, self.bounds_loss_coef, self.schedule_type)
+        if self._update_graph is None or key != self._graph_key:
+            self._capture(minibatch)
+            self._graph_key = key
+        return True
+
+    def _capture(self, minibatch: dict) -> None:
+        self._update_graph = None
+        self._static_minibatch = {key: value.clone() for key, value in minibatch.items()}
+        graphs.keep_buffers_in_place(self.model)  # the eager steps replaced the input normalizer's statistics
+        graph = torch.cuda.CUDAGraph()
+        with graphs.capture(graph, self._lr.device):
+            self._graph_outputs = self._minibatch_step(self._static_minibatch)
+            graphs.keep_buffers_in_place(self.model)
+        self._update_graph = graph

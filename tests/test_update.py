@@ -1,0 +1,97 @@
+"""The sync-free PPO update trains exactly as rl_games' own update, on the deterministic CPU physics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import CPU, compose_config
+from rl_games.common.a2c_common import ContinuousA2CBase
+
+from harness.config import prepare_config
+from harness.progress import ProgressObserver
+from harness.rlgames import build_runner, register_env
+from harness.tasks import make_env
+from harness.training import rl_games_params
+
+
+def train_epochs(train_epoch, *overrides: str, epochs: int = 2, seed: int = 5):
+    """A fresh agent on 8 Ant envs, 4 minibatches x 4 mini-epochs per epoch; returns it and each epoch's result."""
+    config = ("num_envs=8", "train.params.config.minibatch_size=32", *overrides)
+    cfg = prepare_config(compose_config(*config, *CPU))
+    register_env(lambda: make_env(cfg))
+    torch.manual_seed(seed)
+    runner = build_runner(rl_games_params(cfg, "Ant"), ProgressObserver())
+    agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)
+    agent.algo_observer.after_init(agent)
+    agent.init_tensors()
+    agent.obs = agent.env_reset()
+    results = []
+    for _ in range(epochs):
+        agent.epoch_num += 1  # as rl_games' train() does before each epoch; the linear schedule reads it
+        results.append(train_epoch(agent))
+    return agent, results
+
+
+def assert_same_training(ours, theirs) -> None:
+    (our_agent, our_results), (their_agent, their_results) = ours, theirs
+    # The adaptive rate is float32 on the device and a Python float in rl_games: equal to float32 precision.
+    # That rounding (1e-8 in the weights after one epoch) grows through the second epoch's physics to 1e-5.
+    assert our_agent.last_lr == pytest.approx(their_agent.last_lr, rel=1e-6)
+    our_state, their_state = our_agent.model.state_dict(), their_agent.model.state_dict()
+    for name, value in their_state.items():  # weights and both normalizers' statistics
+        torch.testing.assert_close(our_state[name], value, rtol=1e-4, atol=2e-5, msg=name)
+    for our_result, their_result in zip(our_results, their_results, strict=True):
+        # a_losses, c_losses, b_losses, entropies, kls: one tensor per minibatch (per mini-epoch for kls)
+        for ours_logged, theirs_logged in zip(our_result[4:9], their_result[4:9], strict=True):
+            assert len(ours_logged) == len(theirs_logged) > 0
+            torch.testing.assert_close(torch.stack(ours_logged), torch.stack(theirs_logged), rtol=1e-3, atol=1e-5)
+        assert our_result[9] == pytest.approx(their_result[9], rel=1e-6), "logged learning rate"
+
+
+@pytest.mark.parametrize("schedule_type", ["legacy", "standard"])
+def test_sync_free_update_matches_rl_games(tmp_path, monkeypatch, schedule_type):
+    monkeypatch.chdir(tmp_path)  # the agent creates its run folder
+    schedule = f"train.params.config.schedule_type={schedule_type}"
+    ours = train_epochs(lambda agent: agent.train_epoch(), schedule)
+    theirs = train_epochs(ContinuousA2CBase.train_epoch, schedule)
+    assert ours[0].last_lr != pytest.approx(3e-4), "the adaptive schedule moved the learning rate"
+    assert_same_training(ours, theirs)
+
+
+def test_sync_free_update_with_a_linear_schedule(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    schedule = ("train.params.config.lr_schedule=linear", "train.params.config.max_epochs=10")
+    ours = train_epochs(lambda agent: agent.train_epoch(), *schedule)
+    theirs = train_epochs(ContinuousA2CBase.train_epoch, *schedule)
+    assert ours[0].last_lr < 3e-4, "the linear schedule lowered the learning rate"
+    assert_same_training(ours, theirs)
+
+
+def test_checkpoint_keeps_the_learning_rate_a_plain_number(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    agent, _ = train_epochs(lambda agent: agent.train_epoch(), epochs=1)
+    state = agent.get_full_state_weights()
+    saved_lr = state["optimizer"]["param_groups"][0]["lr"]
+    assert type(saved_lr) is float and saved_lr == pytest.approx(agent.last_lr), "saved as rl_games saves it"
+    agent._lr.fill_(1.0)
+    agent.set_full_state_weights(state)
+    live_lr = agent.optimizer.param_groups[0]["lr"]
+    assert agent.last_lr == saved_lr and torch.is_tensor(live_lr) and live_lr.item() == pytest.approx(saved_lr)
+
+
+def test_normalizer_statistics_stay_in_the_tensors_graphs_captured():
+    """rl_games' normalizer replaces its statistics' tensors when it updates; the kept ones get the values back."""
+    from rl_games.algos_torch.running_mean_std import RunningMeanStd
+
+    from harness import graphs
+
+    normalizer = RunningMeanStd((3,))
+    graphs.keep_buffers_in_place(normalizer)
+    kept_mean, kept_count = normalizer.running_mean, normalizer.count
+    normalizer.train()
+    normalizer(torch.full((4, 3), 2.0))
+    assert normalizer.running_mean is not kept_mean, "rl_games assigned a new tensor"
+    updated_mean = normalizer.running_mean.clone()
+    graphs.keep_buffers_in_place(normalizer)
+    assert normalizer.running_mean is kept_mean and normalizer.count is kept_count
+    assert torch.equal(kept_mean, updated_mean) and kept_count.item() == 5.0
