@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 
 import torch
+from rl_games.algos_torch.models import ModelA2CContinuousLogStd
 from rl_games.common.a2c_common import swap_and_flatten01
+
+from harness import graphs
 
 
 class SyncFreeRollout:
@@ -17,7 +20,15 @@ class SyncFreeRollout:
     statistics are updated once after the rollout, step by step in the same order. Observers'
     `process_infos` get the step's done mask (a bool tensor on the device) instead of indices.
     What the rollout stores for the update is rl_games' own.
+
+    The action sampling is rl_games' (normalizer, network, Gaussian sample, value denormalizer) with the
+    sample drawn without a host sync; on CUDA it is captured as a CUDA graph at its second call and
+    replayed: dozens of small kernels at one launch. The graph reads the weights the optimizer updates in
+    place, and the normalizers' statistics that graphs.keep_buffers_in_place keeps in place.
     """
+
+    _policy_graph: torch.cuda.CUDAGraph | None = None
+    _eager_policy_calls = 0
 
     def play_steps(self):
         if self.use_action_masks or self.has_central_value or self.is_rnn:
@@ -59,10 +70,62 @@ class SyncFreeRollout:
         self._record_finished_episodes(finished, returns, shaped_returns, lengths)
         return self._batch_for_update(step_time)
 
+    def get_action_values(self, obs):
+        if not self._own_sampling_fits(obs):
+            return super().get_action_values(obs)
+        if not obs["obs"].is_cuda:
+            return self._sample_actions(obs["obs"])
+        if self._policy_graph is None:
+            if self._eager_policy_calls == 0:  # loads the kernels and libraries the capture will record
+                self._eager_policy_calls += 1
+                return self._sample_actions(obs["obs"])
+            self._capture_policy(obs["obs"])
+        graphs.keep_buffers_in_place(self.model)  # the value normalizer's statistics change each epoch
+        self._policy_obs.copy_(obs["obs"])
+        self._policy_graph.replay()
+        return self._policy_outputs
+
+    def _own_sampling_fits(self, obs) -> bool:
+        plain = not (self.is_rnn or self.has_central_value or self.use_action_masks)
+        gaussian = isinstance(self.model, ModelA2CContinuousLogStd.Network)
+        if not (plain and gaussian and isinstance(obs, dict) and torch.is_tensor(obs.get("obs"))):
+            return False
+        return self._policy_graph is None or obs["obs"].shape == self._policy_obs.shape
+
+    def _sample_actions(self, obs: torch.Tensor) -> dict:
+        """rl_games' `get_action_values` for its Gaussian policy (ModelA2CContinuousLogStd), drawing the sample
+        as N(0, 1) * std + mean: the same random numbers and arithmetic as its `torch.normal(mean, std)`,
+        without that call's host-side check that std >= 0, which no CUDA graph can hold."""
+        model = self.model
+        model.eval()
+        with torch.no_grad():
+            inputs = {"is_train": False, "prev_actions": None, "rnn_states": self.rnn_states}
+            inputs["obs"] = model.norm_obs(self._preproc_obs(obs))
+            mu, logstd, value, states = model.a2c_network(inputs)
+            sigma = torch.exp(logstd)
+            actions = torch.randn_like(mu).mul_(sigma).add_(mu)
+            return {
+                "neglogpacs": torch.squeeze(model.neglogp(actions, mu, sigma, logstd)),
+                "values": model.denorm_value(value),
+                "actions": actions,
+                "rnn_states": states,
+                "mus": mu,
+                "sigmas": sigma,
+            }
+
+    def _capture_policy(self, obs: torch.Tensor) -> None:
+        self._policy_obs = obs.clone()
+        graphs.keep_buffers_in_place(self.model)
+        graph = torch.cuda.CUDAGraph()
+        with graphs.capture(graph, obs.device):
+            self._policy_outputs = self._sample_actions(self._policy_obs)
+        self._policy_graph = graph
+
     def _record_finished_episodes(self, finished, returns, shaped_returns, lengths) -> None:
-        """rl_games' episode statistics, fed in step order: one host sync for the whole rollout."""
-        for n, done in enumerate(finished.unbind(0)):
-            done_indices = done.nonzero(as_tuple=False)
+        """rl_games' episode statistics, fed in step order: two host syncs for the whole rollout."""
+        steps_and_envs = finished.nonzero(as_tuple=False)  # (step, env) of each finished episode, in step order
+        per_step = torch.bincount(steps_and_envs[:, 0], minlength=len(finished)).tolist()
+        for n, done_indices in enumerate(steps_and_envs[:, 1:].split(per_step)):
             self.game_rewards.update(returns[n][done_indices])
             self.game_shaped_rewards.update(shaped_returns[n][done_indices])
             self.game_lengths.update(lengths[n][done_indices])

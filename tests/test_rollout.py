@@ -44,3 +44,23 @@ def test_sync_free_rollout_matches_rl_games(tmp_path, monkeypatch):
     for (our_size, our_mean), (their_size, their_mean) in zip(our_stats, their_stats, strict=True):
         assert our_size == their_size > 0 and torch.allclose(our_mean, their_mean)
     assert our_stats[1][1].item() == pytest.approx(5.0), "episodeLength 6 times out after 5 steps, as upstream"
+
+
+def test_action_sampling_matches_rl_games(tmp_path, monkeypatch):
+    """The rollout's own Gaussian sampling (what its CUDA graph records) draws exactly rl_games' actions."""
+    monkeypatch.chdir(tmp_path)
+    cfg = prepare_config(compose_config("num_envs=8", *CPU))
+    register_env(lambda: make_env(cfg))
+    runner = build_runner(rl_games_params(cfg, "Ant"), ProgressObserver())
+    agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)
+    agent.init_tensors()
+    obs = agent.env_reset()
+    obs["obs"] += torch.randn_like(obs["obs"])  # away from the normalizer's initial mean
+    torch.manual_seed(11)
+    ours = agent.get_action_values(obs)
+    torch.manual_seed(11)
+    theirs = A2CBase.get_action_values(agent, obs)
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():
+        assert (ours[key] is None and value is None) or torch.equal(ours[key], value), key
+    assert ours["actions"].std() > 0.5, "sampled around the means, not the means"
