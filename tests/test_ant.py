@@ -91,3 +91,28 @@ def test_reward_follows_the_upstream_terms(ant):
     expected -= 0.1 * (o[:, 12:20].abs() > 0.99).sum(-1)
     progress = reward - expected
     assert progress.abs().max() < 1.0, "with zero actions only the small progress term remains"
+
+
+def test_compile_task_steps_as_the_eager_task():
+    """compile_task=True fuses the task math with torch.compile; the steps are the eager task's."""
+    from conftest import CPU, compose_config
+
+    from harness.config import prepare_config
+    from harness.tasks import make_env
+
+    compiled = make_env(prepare_config(compose_config("num_envs=8", "compile_task=True", *CPU)))
+    eager = make_ant(8)
+    assert compiled.compile_task_math and not eager.compile_task_math
+    for task in (compiled, eager):
+        torch.manual_seed(0)  # the same reset noise
+        task.reset()
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        actions = torch.rand(8, 8, generator=generator) * 2 - 1
+        (compiled_obs, compiled_reward, compiled_done, _), (obs, reward, done, _) = (
+            compiled.step(actions),
+            eager.step(actions),
+        )
+        torch.testing.assert_close(compiled_obs["obs"], obs["obs"], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(compiled_reward, reward, rtol=1e-5, atol=1e-5)
+        assert torch.equal(compiled_done, done) and not done.any()

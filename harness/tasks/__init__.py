@@ -22,7 +22,9 @@ def make_env(cfg):
         return make_physx_env(cfg)
     from omegaconf import OmegaConf
 
-    return make_task(OmegaConf.to_container(cfg.task, resolve=True), cfg.sim_device, cfg.rl_device)
+    task = make_task(OmegaConf.to_container(cfg.task, resolve=True), cfg.sim_device, cfg.rl_device)
+    task.set_step_mode(graph=True, compiled=bool(cfg.compile_task))
+    return task
 
 
 def make_task(task_cfg: dict, sim_device: str, rl_device: str):
