@@ -164,15 +164,63 @@ def measure_training(cfg) -> dict:
             ("epoch_update_s", "rl_update_time"),
         )
     }
-    return {
-        "training": statistics.median(observer.steps_per_s[2:]),
-        "policy_inference": measure_inference(observer.algo),
-        **times,
-    }
+    agent = observer.algo
+    result = {"training": statistics.median(observer.steps_per_s[2:]), **times}
+    if agent._update_graph is not None:
+        result["update_graph_vs_eager_max_abs_diff"] = compare_update_graph_with_eager(agent)
+    if agent._policy_graph is not None:
+        result["policy_graph_vs_eager_max_abs_diff"] = compare_policy_graph_with_eager(agent)
+    result["policy_inference"] = measure_inference(agent)
+    return result
+
+
+def compare_update_graph_with_eager(agent) -> float:
+    """Largest weight difference between a PPO minibatch step run eagerly and the same step replayed from
+    the update's CUDA graph, both from the same weights, optimizer, scaler, normalizer and learning rate."""
+    import torch
+
+    from harness import graphs
+
+    agent.set_eval()
+    with torch.no_grad():
+        batch = agent.play_steps()
+    agent.set_train()
+    batch.pop("played_frames")
+    agent.prepare_dataset(batch)
+    minibatch = agent.dataset[0]
+    graphs.keep_buffers_in_place(agent.model)
+    params, buffers = list(agent.model.parameters()), list(agent.model.buffers())
+    optimizer_state = [t for state in agent.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+    scaler_state = [t for t in (getattr(agent.scaler, name, None) for name in ("_scale", "_growth_tracker")) if t is not None]
+    state = params + buffers + optimizer_state + scaler_state + [agent._lr]
+    saved = [t.clone() for t in state]
+    agent._minibatch_step(minibatch)  # eagerly
+    graphs.keep_buffers_in_place(agent.model)
+    eager = [p.detach().clone() for p in params]
+    for tensor, value in zip(state, saved, strict=True):
+        tensor.data.copy_(value)
+    agent._train_minibatch(minibatch)  # replayed
+    return max((p.detach() - e).abs().max().item() for p, e in zip(params, eager, strict=True))
+
+
+def compare_policy_graph_with_eager(agent) -> float:
+    """Largest difference in the action means and values between rl_games' action sampling replayed from the
+    rollout's CUDA graph and run eagerly (the sampled actions themselves draw other random numbers)."""
+    import torch
+    from rl_games.common.a2c_common import A2CBase
+
+    agent.set_eval()
+    with torch.no_grad():
+        replayed = {
+            key: value.clone() for key, value in agent.get_action_values(agent.obs).items() if key in ("mus", "values")
+        }
+        eager = A2CBase.get_action_values(agent, agent.obs)
+    return max((replayed[key] - eager[key]).abs().max().item() for key in replayed)
 
 
 def measure_inference(agent, calls: int = 100) -> float:
-    """Env steps/s of the trained policy alone: rl_games' own action sampling on the last observations."""
+    """Env steps/s of the trained policy alone: rl_games' action sampling on the last observations, as the
+    rollout runs it (replayed from its CUDA graph on CUDA)."""
     import torch
 
     sync = torch.cuda.synchronize if agent.ppo_device.startswith("cuda") else (lambda: None)
@@ -244,6 +292,18 @@ def print_table(task: str, env: dict, rows: list[dict]) -> None:
         mem = r.get("gpu_memory_used_gib")
         mem = f"{mem:.2f} GiB ({mem * 2**20 / r['num_envs']:.0f} KiB)" if mem else "-"
         print(f"{r['num_envs']:>9} | " + " | ".join(cells) + f" | {mem:>24}")
+    for r in rows:
+        diffs = [
+            f"{name} {r[key]:.1e}"
+            for name, key in (
+                ("env step", "graph_vs_eager_max_abs_diff"),
+                ("policy", "policy_graph_vs_eager_max_abs_diff"),
+                ("PPO minibatch step", "update_graph_vs_eager_max_abs_diff"),
+            )
+            if key in r
+        ]
+        if diffs:
+            print(f"{r['num_envs']:>9} envs, CUDA graph vs eager, largest difference: " + ", ".join(diffs))
     for r in rows:
         if "epoch_env_s" in r:
             env_ms, rollout_ms, update_ms = (1000 * r[k] for k in ("epoch_env_s", "epoch_rollout_s", "epoch_update_s"))
