@@ -155,8 +155,12 @@ class SyncFreeUpdate:
 
     def _use_graph(self, minibatch: dict) -> bool:
         """Whether this step replays the graph, capturing it first where due."""
-        # Several GPUs all-reduce gradients through NCCL in every step: left eager.
-        if not (self._lr.is_cuda and not self.multi_gpu and self._eager_minibatches >= EAGER_MINIBATCHES):
+        # Several GPUs all-reduce gradients through NCCL in every step, and rl_games' torch_compile makes graphs
+        # of its own: both stay eager.
+        compiled = hasattr(self.model, "_orig_mod")
+        if not (self._lr.is_cuda and not self.multi_gpu and not compiled):
+            return False
+        if self._eager_minibatches < EAGER_MINIBATCHES:
             return False
         # Python numbers that a graph bakes in: a schedule or a user that changes one gets a new graph.
         key = (self.entropy_coef, self.e_clip, self.critic_coef, self.bounds_loss_coef, self.schedule_type)
