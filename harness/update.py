@@ -149,7 +149,8 @@ class SyncFreeUpdate:
     def set_full_state_weights(self, weights: dict, set_epoch: bool = True) -> None:
         super().set_full_state_weights(weights, set_epoch=set_epoch)
         self._install_lr_tensor(self.optimizer.param_groups[0]["lr"])
-        self._update_graph = None  # the optimizer's state tensors were replaced
+        # The optimizer's state tensors were replaced: warm up and capture again.
+        self._update_graph, self._eager_minibatches = None, 0
 
     # --- the CUDA graph ---------------------------------------------------------------------------------------
 
