@@ -191,7 +191,8 @@ def compare_update_graph_with_eager(agent) -> float:
     graphs.keep_buffers_in_place(agent.model)
     params, buffers = list(agent.model.parameters()), list(agent.model.buffers())
     optimizer_state = [t for state in agent.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
-    scaler_state = [t for t in (getattr(agent.scaler, name, None) for name in ("_scale", "_growth_tracker")) if t is not None]
+    scaler = agent.scaler  # its state exists where mixed precision is on
+    scaler_state = [getattr(scaler, name) for name in ("_scale", "_growth_tracker") if hasattr(scaler, name)]
     state = params + buffers + optimizer_state + scaler_state + [agent._lr]
     saved = [t.clone() for t in state]
     agent._minibatch_step(minibatch)  # eagerly
