@@ -1,0 +1,92 @@
+"""Where a training epoch's time goes: torch.profiler over a few epochs after warm-up.
+
+    python bench/profile_epoch.py --task Ant --num-envs 4096
+
+Prints the wall-clock time of an epoch, the GPU's kernel time in it (how busy the GPU was) and the heaviest
+kernels; writes a Chrome trace (open in https://ui.perfetto.dev) and the table under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="Ant")
+    parser.add_argument("--num-envs", type=int, default=4096)
+    parser.add_argument("--warmup", type=int, default=10, help="epochs before profiling")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs profiled")
+    parser.add_argument("--device", default="cuda:0")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+
+    import torch
+    from hydra import compose, initialize_config_dir
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    from harness.config import prepare_config
+    from harness.progress import ProgressObserver
+    from harness.resolvers import register_resolvers
+    from harness.rlgames import build_runner, register_env
+    from harness.tasks import make_env
+    from harness.training import rl_games_params
+
+    register_resolvers()
+    overrides = [f"task={args.task}", f"num_envs={args.num_envs}", f"max_iterations={args.warmup + args.epochs}"]
+    overrides += [f"sim_device={args.device}", f"rl_device={args.device}"]
+    cuda = args.device.startswith("cuda")
+    with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
+        cfg = prepare_config(compose("config", overrides=[*overrides, "headless=True", "experiment=profile"]))
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out.resolve()
+    os.chdir(tempfile.mkdtemp())  # the run folder goes here, not into the repo
+    register_env(lambda: make_env(cfg))
+
+    epoch_ends: list[float] = []
+    profiler = profile(
+        activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])],
+        schedule=schedule(wait=args.warmup - 1, warmup=1, active=args.epochs),
+    )
+
+    class EpochProfiler(ProgressObserver):
+        def after_print_stats(self, frame, epoch_num, total_time):
+            super().after_print_stats(frame, epoch_num, total_time)
+            if cuda:
+                torch.cuda.synchronize()
+            epoch_ends.append(time.perf_counter())
+            profiler.step()
+
+    runner = build_runner(rl_games_params(cfg, "profile"), EpochProfiler())
+    with profiler:
+        runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+
+    profiled = epoch_ends[args.warmup - 1 : args.warmup + args.epochs]  # from the end of the last unprofiled epoch
+    wall_ms = 1000 * (profiled[-1] - profiled[0]) / (len(profiled) - 1)
+    events = profiler.key_averages()
+    # Kernels and copies only: the profiler's per-epoch ranges ("ProfilerStep#N") span them.
+    kernels = [event for event in events if not event.key.startswith("ProfilerStep")]
+    gpu_ms = sum(event.self_device_time_total for event in kernels) / 1000 / args.epochs
+    table = events.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=25)
+    device = torch.cuda.get_device_name(args.device) if cuda else "cpu"
+    summary = (
+        f"{args.task}, {args.num_envs} envs on {device}: an epoch takes {wall_ms:.1f} ms "
+        f"(wall clock, profiled, with a device sync per epoch); GPU kernels and copies {gpu_ms:.1f} ms"
+    )
+    print(table)
+    print(summary)
+    stem = f"profile-{args.task}-{args.num_envs}"
+    (out / f"{stem}.txt").write_text(summary + "\n\n" + table + "\n")
+    profiler.export_chrome_trace(str(out / f"{stem}.json"))
+
+
+if __name__ == "__main__":
+    main()
