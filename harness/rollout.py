@@ -17,7 +17,7 @@ class SyncFreeRollout:
     rl_games looks up the finished episodes with `dones.nonzero()` after every env step, which makes the
     host wait for the GPU sixteen or thirty-two times an epoch, so Python never runs ahead of the GPU.
     Here each step's done mask and running returns are kept on the device, and rl_games' episode
-    statistics are updated once after the rollout, step by step in the same order. Observers'
+    statistics are updated after the rollout, step by step in the same order, with one wait. Observers'
     `process_infos` get the step's done mask (a bool tensor on the device) instead of indices.
     What the rollout stores for the update is rl_games' own.
 
@@ -29,6 +29,9 @@ class SyncFreeRollout:
 
     _policy_graph: torch.cuda.CUDAGraph | None = None
     _eager_policy_calls = 0
+    _finished_episodes = None
+    # An update that calls record_finished_episodes() itself, once its GPU work is queued, sets this.
+    defer_episode_statistics = False
 
     def play_steps(self):
         if self.use_action_masks or self.has_central_value or self.is_rnn:
@@ -67,7 +70,9 @@ class SyncFreeRollout:
             self.current_rewards.mul_(not_done.unsqueeze(1))
             self.current_shaped_rewards.mul_(not_done.unsqueeze(1))
             self.current_lengths.mul_(not_done)
-        self._record_finished_episodes(finished, returns, shaped_returns, lengths)
+        self._finished_episodes = self._gather_finished_episodes(finished, returns, shaped_returns, lengths)
+        if not self.defer_episode_statistics:
+            self.record_finished_episodes()
         return self._batch_for_update(step_time)
 
     def get_action_values(self, obs):
@@ -121,14 +126,36 @@ class SyncFreeRollout:
             self._policy_outputs = self._sample_actions(self._policy_obs)
         self._policy_graph = graph
 
-    def _record_finished_episodes(self, finished, returns, shaped_returns, lengths) -> None:
-        """rl_games' episode statistics, fed in step order: two host syncs for the whole rollout."""
-        steps_and_envs = finished.nonzero(as_tuple=False)  # (step, env) of each finished episode, in step order
-        per_step = torch.bincount(steps_and_envs[:, 0], minlength=len(finished)).tolist()
-        for n, done_indices in enumerate(steps_and_envs[:, 1:].split(per_step)):
-            self.game_rewards.update(returns[n][done_indices])
-            self.game_shaped_rewards.update(shaped_returns[n][done_indices])
-            self.game_lengths.update(lengths[n][done_indices])
+    def _gather_finished_episodes(self, finished: torch.Tensor, *per_step: torch.Tensor):
+        """The returns, shaped returns and lengths of the episodes that finished, in step order and within a step
+        in env order, gathered on the device; the number per step is copied to the host without waiting."""
+        finished_first = torch.sort((~finished).flatten().to(torch.uint8), stable=True).indices
+        gathered = [values.flatten(0, 1)[finished_first] for values in per_step]
+        counts = finished.sum(1).to("cpu", non_blocking=True)
+        copied = None
+        if finished.is_cuda:
+            copied = torch.cuda.Event()
+            copied.record()
+        return counts, copied, gathered
+
+    def record_finished_episodes(self) -> None:
+        """Feed rl_games' episode meters step by step, as its own rollout does after every step.
+
+        One wait, for the copy of the counts, which the GPU made right after the rollout: an update that
+        defers this until its own work is queued (`defer_episode_statistics`) waits for nothing.
+        """
+        if self._finished_episodes is None:
+            return
+        (counts, copied, gathered), self._finished_episodes = self._finished_episodes, None
+        if copied is not None:
+            copied.synchronize()
+        meters = (self.game_rewards, self.game_shaped_rewards, self.game_lengths)
+        start = 0
+        for count in counts.tolist():
+            for meter, values in zip(meters, gathered, strict=True):
+                # rl_games' values[n][done_indices] shape: (count, 1, ...)
+                meter.update(values[start : start + count].unsqueeze(1))
+            start += count
 
     def _batch_for_update(self, step_time: float) -> dict:
         """Advantages and returns of the rollout, flattened as rl_games' update expects (its own helpers)."""

@@ -10,6 +10,7 @@ from rl_games.algos_torch import torch_ext
 from rl_games.common.schedulers import AdaptiveScheduler
 
 from harness import graphs
+from harness.rollout import SyncFreeRollout
 
 # Minibatch steps run eagerly before the capture: they create the optimizer's and the scaler's state.
 EAGER_MINIBATCHES = 2
@@ -38,6 +39,7 @@ class SyncFreeUpdate:
         if self.is_rnn or self.has_central_value:
             return super().train_epoch()
         self.vec_env.set_train_info(self.frame, self)
+        self.defer_episode_statistics = isinstance(self, SyncFreeRollout)
         self.set_eval()
         play_start = time.perf_counter()
         with torch.no_grad():
@@ -67,6 +69,8 @@ class SyncFreeUpdate:
             self.diagnostics.mini_epoch(self, mini_epoch)
             if self.normalize_input:
                 self.model.running_mean_std.eval()
+        if self.defer_episode_statistics:  # with the update queued, the meters' host work overlaps the GPU's
+            self.record_finished_episodes()
         # The update's one read of the device: the rate it ends with, and the one its last minibatch used
         # (what rl_games logs as info/last_lr).
         self.last_lr, last_used_lr = torch.stack([self._lr, stats[-1][5]]).tolist()

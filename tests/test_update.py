@@ -15,8 +15,9 @@ from harness.training import rl_games_params
 
 
 def train_epochs(train_epoch, *overrides: str, epochs: int = 2, seed: int = 5):
-    """A fresh agent on 8 Ant envs, 4 minibatches x 4 mini-epochs per epoch; returns it and each epoch's result."""
-    config = ("num_envs=8", "train.params.config.minibatch_size=32", *overrides)
+    """A fresh agent on 8 Ant envs (episodes of 9 steps), 4 minibatches x 4 mini-epochs an epoch; returns it and each
+    epoch's result."""
+    config = ("num_envs=8", "task.env.episodeLength=10", "train.params.config.minibatch_size=32", *overrides)
     cfg = prepare_config(compose_config(*config, *CPU))
     register_env(lambda: make_env(cfg))
     torch.manual_seed(seed)
@@ -40,6 +41,10 @@ def assert_same_training(ours, theirs) -> None:
     our_state, their_state = our_agent.model.state_dict(), their_agent.model.state_dict()
     for name, value in their_state.items():  # weights and both normalizers' statistics
         torch.testing.assert_close(our_state[name], value, rtol=1e-4, atol=2e-5, msg=name)
+    for meter in ("game_rewards", "game_shaped_rewards", "game_lengths"):  # fed after the update is queued
+        ours_meter, theirs_meter = getattr(our_agent, meter), getattr(their_agent, meter)
+        assert ours_meter.current_size == theirs_meter.current_size > 0, meter
+        torch.testing.assert_close(ours_meter.mean, theirs_meter.mean, rtol=1e-5, atol=1e-5, msg=meter)
     for our_result, their_result in zip(our_results, their_results, strict=True):
         # a_losses, c_losses, b_losses, entropies, kls: one tensor per minibatch (per mini-epoch for kls)
         for ours_logged, theirs_logged in zip(our_result[4:9], their_result[4:9], strict=True):
