@@ -36,6 +36,28 @@ def make_cpu_task(task: str, num_envs: int, *overrides: str):
     return make_task(OmegaConf.to_container(cfg.task, resolve=True), "cpu", "cpu")
 
 
+def make_cpu_agent(*overrides: str, seed: int = 0):
+    """train.py's rl_games agent (HarnessAgent) on the CPU, set up as rl_games' train() does: tensors made,
+    envs reset. It writes its run folder under the current directory."""
+    import torch
+
+    from harness.config import prepare_config
+    from harness.progress import ProgressObserver
+    from harness.rlgames import build_runner, register_env
+    from harness.tasks import make_env
+    from harness.training import rl_games_params
+
+    cfg = prepare_config(compose_config(*overrides, *CPU))
+    register_env(lambda: make_env(cfg))
+    torch.manual_seed(seed)
+    runner = build_runner(rl_games_params(cfg, cfg.task_name), ProgressObserver())
+    agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)
+    agent.algo_observer.after_init(agent)
+    agent.init_tensors()
+    agent.obs = agent.env_reset()
+    return agent
+
+
 def make_ant(num_envs: int = 8, *overrides: str):
     """A resolved Ant task on the CPU."""
     return make_cpu_task("Ant", num_envs, *overrides)

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CPU, compose_config
+from conftest import make_cpu_agent
 from rl_games.common.a2c_common import A2CBase
-
-from harness.config import prepare_config
-from harness.progress import ProgressObserver
-from harness.rlgames import build_runner, register_env
-from harness.tasks import make_env
-from harness.training import rl_games_params
 
 
 def rollout(play_steps, seed: int = 3):
     """Two epochs' rollouts of a fresh agent on 8 Ant envs whose episodes last 6 steps (horizon 16)."""
     overrides = ("num_envs=8", "task.env.episodeLength=6", "train.params.config.minibatch_size=128")
-    cfg = prepare_config(compose_config(*overrides, *CPU))
-    register_env(lambda: make_env(cfg))
-    torch.manual_seed(seed)
-    runner = build_runner(rl_games_params(cfg, "Ant"), ProgressObserver())
-    agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)
-    agent.algo_observer.after_init(agent)
-    agent.init_tensors()
-    agent.obs = agent.env_reset()
+    agent = make_cpu_agent(*overrides, seed=seed)
     agent.set_eval()
     with torch.no_grad():
         batches = [play_steps(agent) for _ in range(2)]
@@ -49,12 +36,8 @@ def test_sync_free_rollout_matches_rl_games(tmp_path, monkeypatch):
 def test_action_sampling_matches_rl_games(tmp_path, monkeypatch):
     """The rollout's own Gaussian sampling (what its CUDA graph records) draws exactly rl_games' actions."""
     monkeypatch.chdir(tmp_path)
-    cfg = prepare_config(compose_config("num_envs=8", *CPU))
-    register_env(lambda: make_env(cfg))
-    runner = build_runner(rl_games_params(cfg, "Ant"), ProgressObserver())
-    agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)
-    agent.init_tensors()
-    obs = agent.env_reset()
+    agent = make_cpu_agent("num_envs=8")
+    obs = agent.obs
     obs["obs"] += torch.randn_like(obs["obs"])  # away from the normalizer's initial mean
     torch.manual_seed(11)
     ours = agent.get_action_values(obs)

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CPU, compose_config
+from conftest import make_cpu_agent
 from rl_games.common.a2c_common import ContinuousA2CBase
-
-from harness.config import prepare_config
-from harness.progress import ProgressObserver
-from harness.rlgames import build_runner, register_env
-from harness.tasks import make_env
-from harness.training import rl_games_params
 
 
 def train_epochs(train_epoch, *overrides: str, epochs: int = 2, seed: int = 5):
     """A fresh agent on 8 Ant envs (episodes of 9 steps), 4 minibatches x 4 mini-epochs an epoch; returns it and each
     epoch's result."""
     config = ("num_envs=8", "task.env.episodeLength=10", "train.params.config.minibatch_size=32", *overrides)
-    cfg = prepare_config(compose_config(*config, *CPU))
-    register_env(lambda: make_env(cfg))
-    torch.manual_seed(seed)
-    runner = build_runner(rl_games_params(cfg, "Ant"), ProgressObserver())
-    agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)
-    agent.algo_observer.after_init(agent)
-    agent.init_tensors()
-    agent.obs = agent.env_reset()
+    agent = make_cpu_agent(*config, seed=seed)
     results = []
     for _ in range(epochs):
         agent.epoch_num += 1  # as rl_games' train() does before each epoch; the linear schedule reads it
