@@ -149,13 +149,14 @@ class SyncFreeRollout:
         (counts, copied, gathered), self._finished_episodes = self._finished_episodes, None
         if copied is not None:
             copied.synchronize()
-        meters = (self.game_rewards, self.game_shaped_rewards, self.game_lengths)
+        returns, shaped_returns, lengths = gathered
         start = 0
         for count in counts.tolist():
-            for meter, values in zip(meters, gathered, strict=True):
-                # rl_games' values[n][done_indices] shape: (count, 1, ...)
-                meter.update(values[start : start + count].unsqueeze(1))
-            start += count
+            end = start + count  # this step's episodes, shaped as rl_games' values[n][done_indices]: (count, 1, ...)
+            self.game_rewards.update(returns[start:end].unsqueeze(1))
+            self.game_shaped_rewards.update(shaped_returns[start:end].unsqueeze(1))
+            self.game_lengths.update(lengths[start:end].unsqueeze(1))
+            start = end
 
     def _batch_for_update(self, step_time: float) -> dict:
         """Advantages and returns of the rollout, flattened as rl_games' update expects (its own helpers)."""

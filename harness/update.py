@@ -75,17 +75,16 @@ class SyncFreeUpdate:
         # (what rl_games logs as info/last_lr).
         self.last_lr, last_used_lr = torch.stack([self._lr, stats[-1][5]]).tolist()
         update_end = time.perf_counter()
-        a_losses, c_losses, entropies, _, b_losses, _ = (list(column) for column in zip(*stats, strict=True))
-        b_losses = b_losses if self.bounds_loss_coef is not None else []
+        b_losses = [s[4] for s in stats] if self.bounds_loss_coef is not None else []
         return (
             batch_dict["step_time"],
             update_start - play_start,
             update_end - update_start,
             update_end - play_start,
-            a_losses,
-            c_losses,
+            [s[0] for s in stats],  # actor losses
+            [s[1] for s in stats],  # critic losses
             b_losses,
-            entropies,
+            [s[2] for s in stats],  # entropies
             kls,
             last_used_lr,
             1.0,
