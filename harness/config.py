@@ -20,10 +20,9 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     if cfg.physics_engine not in PHYSICS_ENGINES:
         raise UserError(f"physics_engine={cfg.physics_engine} is unknown; use one of {', '.join(PHYSICS_ENGINES)}")
     _check_num_envs(cfg.num_envs)
-    if cfg.multi_gpu:
-        device = multi_gpu_device(dict(os.environ), torch.cuda.device_count())
-        torch.cuda.set_device(device)
-        cfg.sim_device = cfg.rl_device = device
+    if cfg.multi_gpu:  # each rank on its own GPU (or, asked for with rl_device=cpu, CPU processes)
+        on_cpu = str(cfg.rl_device) == "cpu"
+        cfg.sim_device = cfg.rl_device = multi_gpu_device(dict(os.environ), torch.cuda.device_count(), on_cpu)
     asked = {key: cfg[key] for key in ("sim_device", "rl_device")}
     for key, device in asked.items():
         cfg[key] = choose_device(device, key)
@@ -74,15 +73,20 @@ def given_on_command_line(key: str) -> bool:
     return any(override.split("=", 1)[0].lstrip("+~") == key for override in HydraConfig.get().overrides.task)
 
 
-def multi_gpu_device(env: dict, device_count: int) -> str:
-    """The device of this process in a torchrun launch: cuda:LOCAL_RANK, checked against the machine."""
+def multi_gpu_device(env: dict, device_count: int, on_cpu: bool = False) -> str:
+    """The device of this process in a torchrun launch: cuda:LOCAL_RANK, checked against the machine; or cpu."""
     if "LOCAL_RANK" not in env or "WORLD_SIZE" not in env:
         raise UserError(
             "multi_gpu=True needs torchrun's environment: "
             "torchrun --standalone --nproc_per_node=<GPUs> train.py ... multi_gpu=True"
         )
+    if on_cpu:
+        return "cpu"
     if device_count == 0:
-        raise UserError("multi_gpu=True needs CUDA GPUs, and this machine has none")
+        raise UserError(
+            "multi_gpu=True needs CUDA GPUs, and this machine has none "
+            "(for processes on the CPU, add sim_device=cpu rl_device=cpu)"
+        )
     ranks_here = int(env.get("LOCAL_WORLD_SIZE", env["WORLD_SIZE"]))
     if ranks_here > device_count:
         raise UserError(

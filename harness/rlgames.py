@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import math
-import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-import torch.distributed as dist
 from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.common import env_configurations, vecenv
 from rl_games.common.algo_observer import AlgoObserver
 from rl_games.common.ivecenv import IVecEnv
 from rl_games.torch_runner import Runner
 
+from harness import distributed
 from harness.checkpoints import (
     check_network,
     check_task,
@@ -26,6 +22,7 @@ from harness.checkpoints import (
 )
 from harness.errors import UserError
 from harness.rollout import SyncFreeRollout
+from harness.train_loop import TrainLoop
 from harness.update import SyncFreeUpdate
 
 
@@ -63,20 +60,20 @@ def register_env(make_env: Callable[[], object]) -> None:
     env_configurations.register("rlgpu", {"vecenv_type": "RLGPU", "env_creator": lambda **kwargs: make_env()})
 
 
-class TrainingStopped(Exception):
-    """Training ended early on a signal, after saving a checkpoint."""
+class HarnessAgent(TrainLoop, SyncFreeRollout, SyncFreeUpdate, A2CAgent):
+    """rl_games' continuous PPO agent: its epoch loop owned here (one process or several), atomic plain
+    checkpoints, a faithful resume, a save on SIGINT/SIGTERM, a rollout and an update without host syncs."""
 
-    def __init__(self, signum: int, path: Path | None) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
-        self.signum, self.path = signum, path
+    # rl_games takes the ranks from its own `multi_gpu` key, which this project keeps off (the process group is
+    # harness.distributed's); its constructor sets them to 0/1 and makes a TensorBoard writer on "rank 0", so
+    # they are read from the process group here and rl_games' assignments are ignored.
+    global_rank = property(lambda self: distributed.rank(), lambda self, value: None)
+    local_rank = property(lambda self: distributed.local_rank(), lambda self, value: None)
+    world_size = property(lambda self: distributed.world_size(), lambda self, value: None)
 
-
-class HarnessAgent(SyncFreeRollout, SyncFreeUpdate, A2CAgent):
-    """rl_games' continuous PPO agent: atomic plain checkpoints, a faithful resume, a save on SIGINT/SIGTERM,
-    and a rollout and an update without per-step host syncs."""
-
-    stop_signal: int | None = None  # set by the signal handler; acted on at the next epoch boundary
-    _restored_best: float | None = None
+    def __init__(self, base_name, params) -> None:
+        super().__init__(base_name, params)
+        self.multi_gpu = distributed.active()  # from here on rl_games averages gradients (trancate_gradients_and_step)
 
     def save(self, fn: str) -> Path:
         state = self.get_full_state_weights()
@@ -97,36 +94,12 @@ class HarnessAgent(SyncFreeRollout, SyncFreeUpdate, A2CAgent):
         task_name = self.vec_env.env.cfg["name"]
         check_task(state, task_name, Path(fn))
         check_network(state["model"], self.model.state_dict(), Path(fn), task_name)
-        self.set_full_state_weights(state, set_epoch=set_epoch)  # the learning rate too (SyncFreeUpdate)
-        # rl_games' train() forgets the best reward (so a worse policy would replace <name>.pth): carry it over.
-        self._restored_best = float(state.get("last_mean_rewards", -math.inf))
-        print(
-            f"Resumed from {fn} at epoch {self.epoch_num} (frame {self.frame}, best mean reward "
-            f"{self._restored_best:.2f}, learning rate {self.last_lr:.2e})"
-        )
-
-    def update_epoch(self) -> int:
-        if self._restored_best is not None:  # train() has just reset the best reward: put it back
-            self.last_mean_rewards, self._restored_best = self._restored_best, None
-        signum = self._agreed_stop_signal()
-        if signum:
-            raise TrainingStopped(signum, self._save_now() if self.global_rank == 0 else None)
-        return super().update_epoch()
-
-    def _agreed_stop_signal(self) -> int:
-        """The signal to stop on, 0 for none; with several GPUs rank 0 decides, so all ranks stop after one epoch."""
-        signum = self.stop_signal or 0
-        if self.multi_gpu:  # one small broadcast per epoch
-            flag = torch.tensor([signum], device=self.device)
-            dist.broadcast(flag, 0)
-            signum = int(flag.item())
-        return signum
-
-    def _save_now(self) -> Path:
-        reward = self.game_rewards.get_mean()[0] if self.game_rewards.current_size > 0 else -math.inf
-        if self.writer is not None:
-            self.writer.flush()
-        return self.save(os.path.join(self.nn_dir, f"last_{self.config['name']}_ep_{self.epoch_num}_rew_{reward}"))
+        self.set_full_state_weights(state, set_epoch=set_epoch)  # the learning rate and best reward too
+        if self.global_rank == 0:
+            print(
+                f"Resumed from {fn} at epoch {self.epoch_num} (frame {self.frame}, best mean reward "
+                f"{float(self.last_mean_rewards):.2f}, learning rate {self.last_lr:.2e})"
+            )
 
 
 def build_runner(params: dict, observer: AlgoObserver) -> Runner:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -10,16 +9,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
+from harness import distributed
 from harness.checkpoints import periodic_epoch_and_reward, resolve_checkpoint
 from harness.config import global_rank, prepare_config
 from harness.errors import UserError
 from harness.progress import ProgressObserver
-from harness.rlgames import HarnessAgent, TrainingStopped, build_runner, register_env
+from harness.rlgames import HarnessAgent, build_runner, register_env
 from harness.runs import RUNS_DIR, append_config_history, experiment_name, prepare_run_dir
 from harness.tasks import make_env
+from harness.train_loop import TrainingStopped
 
 
 def run_train(cfg: DictConfig) -> None:
@@ -30,6 +30,15 @@ def run_train(cfg: DictConfig) -> None:
         run_play(cfg)
         return
     cfg = prepare_config(cfg)
+    if cfg.multi_gpu:
+        distributed.init_process_group(cfg.rl_device)
+    try:
+        _train(cfg)
+    finally:
+        distributed.close_process_group()
+
+
+def _train(cfg: DictConfig) -> None:
     experiment = experiment_name(cfg)
     checkpoint = checkpoint_to_resume(cfg.checkpoint, experiment)
     # Write the config before the runner exists: rl_games mutates the params it is given.
@@ -42,7 +51,7 @@ def run_train(cfg: DictConfig) -> None:
     register_env(lambda: make_env(cfg))
     runner = build_runner(params, ProgressObserver())
     if global_rank() == 0:
-        ranks = f" x {os.environ['WORLD_SIZE']} GPUs" if cfg.multi_gpu else ""
+        ranks = f" x {distributed.world_size()} ranks" if cfg.multi_gpu else ""
         envs = cfg.task.env.numEnvs
         print(f"Training {cfg.task_name}: {envs} envs{ranks} on {cfg.sim_device}, run folder {RUNS_DIR / experiment}")
     with stop_on_signals():
@@ -52,9 +61,6 @@ def run_train(cfg: DictConfig) -> None:
             if stopped.path is not None:  # rank 0 saved
                 print(f"Training {stopped}: saved {stopped.path}; continue with checkpoint=auto", flush=True)
             sys.exit(128 + stopped.signum)
-        finally:
-            if dist.is_initialized():  # rl_games opens the NCCL group for multi_gpu and never closes it
-                dist.destroy_process_group()
 
 
 @contextmanager
@@ -84,6 +90,9 @@ def rl_games_params(cfg: DictConfig, experiment: str) -> dict:
     config = params["config"]
     config.update(name=experiment, full_experiment_name=experiment, train_dir=str(RUNS_DIR), device=cfg.rl_device)
     config["print_stats"] = False  # ProgressObserver prints one readable line per epoch instead
+    # rl_games' own multi_gpu opens an NCCL group of its own; here the agent trains across harness.distributed's.
+    config["multi_gpu"] = False
+    params["seed"] = cfg.seed + global_rank()  # each rank's envs and samples differ
     # Off unless asked for: compiling costs start-up time, and on the CPU it needs a C++ toolchain.
     config.setdefault("torch_compile", False)
     if torch.device(cfg.rl_device).type == "cpu" and config.get("mixed_precision"):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 import torch
-import torch.distributed as dist
 from rl_games.algos_torch import torch_ext
 from rl_games.common.schedulers import AdaptiveScheduler
 
-from harness import graphs
+from harness import distributed, graphs
 from harness.rollout import SyncFreeRollout
 
 # Minibatch steps run eagerly before the capture: they create the optimizer's and the scaler's state.
@@ -57,10 +56,7 @@ class SyncFreeUpdate:
                 epoch_kls.append(stats[-1][3])
                 if self.schedule_type == "legacy" and not self._adaptive_lr():
                     self._host_schedule(stats[-1][3])
-            kl = torch_ext.mean_list(epoch_kls)
-            if self.multi_gpu:
-                dist.all_reduce(kl, op=dist.ReduceOp.SUM)
-                kl /= self.world_size
+            kl = distributed.average_(torch_ext.mean_list(epoch_kls))
             if self.schedule_type == "standard" and self._adaptive_lr():
                 self._device_schedule(kl)
             elif self.schedule_type == "standard":
@@ -69,6 +65,8 @@ class SyncFreeUpdate:
             self.diagnostics.mini_epoch(self, mini_epoch)
             if self.normalize_input:
                 self.model.running_mean_std.eval()
+        if self.multi_gpu:  # every rank acts, and rank 0 saves, on the statistics of all ranks' data
+            distributed.average_normalizers_(self.model)
         if self.defer_episode_statistics:  # with the update queued, the meters' host work overlaps the GPU's
             self.record_finished_episodes()
         # The update's one read of the device: the rate it ends with, and the one its last minibatch used
@@ -111,9 +109,7 @@ class SyncFreeUpdate:
         self.calc_gradients(minibatch)
         a_loss, c_loss, entropy, kl, _, _, mu, sigma, b_loss = self.train_result
         if self.schedule_type == "legacy":
-            if self.multi_gpu:
-                dist.all_reduce(kl, op=dist.ReduceOp.SUM)
-                kl /= self.world_size
+            distributed.average_(kl)  # every rank adapts its learning rate alike
             if self._adaptive_lr():
                 self._device_schedule(kl)
         scalars = (a_loss, c_loss, entropy, kl, b_loss, lr_used)
@@ -159,10 +155,10 @@ class SyncFreeUpdate:
 
     def _use_graph(self, minibatch: dict) -> bool:
         """Whether this step replays the graph, capturing it first where due."""
-        # Several GPUs all-reduce gradients through NCCL in every step, and rl_games' torch_compile makes graphs
-        # of its own: both stay eager.
+        # rl_games' torch_compile makes graphs of its own: it stays eager. With several GPUs the gradients' and the
+        # KL divergence's all-reduce (NCCL) are captured with the rest of the step.
         compiled = hasattr(self.model, "_orig_mod")
-        if not (self._lr.is_cuda and not self.multi_gpu and not compiled):
+        if not (self._lr.is_cuda and not compiled):
             return False
         if self._eager_minibatches < EAGER_MINIBATCHES:
             return False

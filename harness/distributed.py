@@ -1,0 +1,94 @@
+"""Several processes training one policy (torchrun, `multi_gpu=True`): the process group and its collectives.
+
+Each rank simulates and learns on its own device; gradients, the KL divergence and the normalizers'
+statistics are averaged across ranks, and rank 0 decides when to stop. All collectives here are tensor
+operations on the device (NCCL between GPUs, gloo between CPU processes), so they can sit inside CUDA
+graphs; the only host syncs are the one broadcast per epoch in `agree` and the start-up broadcast.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+# rl_games' RunningMeanStd (TorchScript-compiled in its models, so recognised by its statistics, not its class)
+NORMALIZER_BUFFERS = {"running_mean", "running_var", "count"}
+
+
+def init_process_group(device: str) -> None:
+    """Join the torchrun launch: NCCL bound to this rank's GPU, or gloo for ranks on the CPU."""
+    if torch.device(device).type == "cuda":
+        # Before any CUDA or NCCL work, so that nothing of this process lands on another rank's GPU.
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=torch.device(device))
+    else:
+        dist.init_process_group("gloo")
+
+
+def close_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def active() -> bool:
+    """Whether this process is one rank of several (a torchrun launch with multi_gpu=True)."""
+    return dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0")) if dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def average_(tensor: torch.Tensor) -> torch.Tensor:
+    """Replace `tensor` by its mean over the ranks, in place, without waiting for it."""
+    if dist.is_initialized():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor.div_(dist.get_world_size())
+    return tensor
+
+
+def broadcast_(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's parameters and buffers, in place (tensors, no pickling)."""
+    for tensor in module.state_dict().values():
+        dist.broadcast(tensor, 0)
+
+
+def average_normalizers_(model: torch.nn.Module) -> None:
+    """Pool the running mean and variance of every rl_games RunningMeanStd in `model` over the ranks, in place.
+
+    Each rank updates its normalizers from its own worlds' data; pooling them every epoch keeps all
+    ranks acting on the same statistics (the mean of the means, and the variance of all the data the
+    ranks saw: the mean of var + mean^2, less the pooled mean squared), and rank 0's checkpoint holds them.
+    Counts are equal across ranks (equal batches), so they stay as they are. One all-reduce for all.
+    """
+    normalizers = [m for m in model.modules() if {n for n, _ in m.named_buffers(recurse=False)} >= NORMALIZER_BUFFERS]
+    if not normalizers or not dist.is_initialized():
+        return
+    moments = torch.cat([torch.cat([m.running_mean, m.running_var + m.running_mean**2]) for m in normalizers])
+    average_(moments)
+    offset = 0
+    for m in normalizers:
+        size = m.running_mean.numel()
+        mean, second = moments[offset : offset + size], moments[offset + size : offset + 2 * size]
+        m.running_mean.copy_(mean)
+        m.running_var.copy_((second - mean**2).clamp_(min=0.0))
+        offset += 2 * size
+
+
+def agree(*values: int, device: torch.device | str) -> list[int]:
+    """Rank 0's `values` on every rank (one small broadcast and one host sync); the values as given on one rank."""
+    if not dist.is_initialized():
+        return list(values)
+    decided = torch.tensor(values, dtype=torch.long, device=device)
+    dist.broadcast(decided, 0)
+    return decided.tolist()
