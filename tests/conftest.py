@@ -37,20 +37,29 @@ def make_cpu_task(task: str, num_envs: int, *overrides: str):
 
 
 def make_cpu_agent(*overrides: str, seed: int = 0):
-    """train.py's rl_games agent (HarnessAgent) on the CPU, set up as rl_games' train() does: tensors made,
-    envs reset. It writes its run folder under the current directory."""
+    """train.py's rl_games agent (HarnessAgent) on the CPU; see make_agent."""
+    return make_agent(*overrides, *CPU, seed=seed)
+
+
+def make_agent(*overrides: str, seed: int = 0):
+    """train.py's rl_games agent (HarnessAgent), set up as its train() does: the process group joined (with
+    multi_gpu=True under torchrun), tensors made, envs reset; torch seeded with `seed` before the agent and its
+    envs are built. It writes its run folder under the current directory."""
     import torch
 
+    from harness import distributed
     from harness.config import prepare_config
     from harness.progress import ProgressObserver
     from harness.rlgames import build_runner, register_env
     from harness.tasks import make_env
     from harness.training import rl_games_params
 
-    cfg = prepare_config(compose_config(*overrides, *CPU))
+    cfg = prepare_config(compose_config(*overrides))
+    if cfg.multi_gpu:
+        distributed.init_process_group(cfg.rl_device)
     register_env(lambda: make_env(cfg))
-    torch.manual_seed(seed)
     runner = build_runner(rl_games_params(cfg, cfg.task_name), ProgressObserver())
+    torch.manual_seed(seed)
     agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)
     agent.algo_observer.after_init(agent)
     agent.init_tensors()

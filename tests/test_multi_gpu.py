@@ -1,12 +1,20 @@
-"""What of multi-GPU training can be checked without GPUs: rank and device choice, rank-0 writing, bad input."""
+"""Multi-GPU training checked on the CPU: ranks as CPU processes (gloo) run the same code as GPU ranks (NCCL) minus
+the CUDA graphs; rank and device choice, rank-0 writing, bad input."""
 
 from __future__ import annotations
 
 import os
+import re
+import socket
+import subprocess
+import sys
 
 import pytest
-from conftest import CPU, compose_config, run_script
+import torch
+from conftest import CPU, ROOT, compose_config, make_cpu_agent, run_script
+from ranks import SMALL_ANT
 
+from harness.checkpoints import load_checkpoint
 from harness.config import multi_gpu_device
 from harness.errors import UserError
 from harness.runs import prepare_run_dir
@@ -17,6 +25,7 @@ TORCHRUN = {"LOCAL_RANK": "1", "RANK": "3", "WORLD_SIZE": "4", "LOCAL_WORLD_SIZE
 def test_each_rank_gets_the_gpu_of_its_local_rank():
     assert multi_gpu_device(TORCHRUN, device_count=2) == "cuda:1"
     assert multi_gpu_device({**TORCHRUN, "LOCAL_RANK": "0"}, device_count=8) == "cuda:0"
+    assert multi_gpu_device(TORCHRUN, device_count=0, on_cpu=True) == "cpu", "rl_device=cpu: CPU processes"
 
 
 def test_more_ranks_than_gpus_is_refused():
@@ -45,3 +54,94 @@ def test_train_multi_gpu_without_torchrun_is_a_clear_error(tmp_path):
     result = run_script("train.py", "multi_gpu=True", cwd=tmp_path)
     assert result.returncode != 0 and "multi_gpu=True needs torchrun's environment" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
+
+
+def torchrun(*args: str, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def two_ranks(out, *flags: str) -> dict:
+    """Run tests/ranks.py as two ranks; each rank's model state after its epochs, and rank 0's checkpoint."""
+    result = torchrun("--standalone", "--nproc_per_node=2", str(ROOT / "tests" / "ranks.py"), str(out), *flags, cwd=out)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    states = {rank: torch.load(out / f"rank{rank}.pt") for rank in (0, 1)}
+    return {**states, "checkpoint": load_checkpoint(out / "checkpoint.pth")["model"]}
+
+
+def one_process_epoch(workdir, monkeypatch, seed: int) -> dict:
+    """The same small Ant update as tests/ranks.py, in one process without multi_gpu."""
+    monkeypatch.chdir(workdir)
+    agent = make_cpu_agent(*SMALL_ANT, seed=seed)
+    agent.epoch_num += 1
+    agent.train_epoch()
+    return agent.model.state_dict()
+
+
+def assert_same_state(state: dict, expected: dict) -> None:
+    assert state.keys() == expected.keys()
+    for name, value in expected.items():  # weights and both normalizers' statistics
+        torch.testing.assert_close(state[name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_two_ranks_with_the_same_data_learn_exactly_as_one_process(tmp_path, monkeypatch):
+    ranks = two_ranks(tmp_path, "--same-seed")
+    alone = one_process_epoch(tmp_path, monkeypatch, seed=5)
+    assert_same_state(ranks[0], alone)
+    assert_same_state(ranks[1], alone)
+
+
+def test_ranks_average_gradients_and_normalizers_over_their_different_data(tmp_path, monkeypatch):
+    ranks = two_ranks(tmp_path)
+    assert_same_state(ranks[1], ranks[0])  # same averaged gradient and learning rate, pooled statistics
+    assert_same_state(ranks[0], ranks["checkpoint"])  # rank 0 saves what every rank acts on
+    alone = one_process_epoch(tmp_path, monkeypatch, seed=5)  # rank 0's data alone
+    for name in ("running_mean_std.running_mean", "value_mean_std.running_var", "a2c_network.mu.weight"):
+        assert not torch.allclose(ranks[0][name], alone[name]), f"{name}: rank 1's data left no mark"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_train_through_a_c10d_rendezvous(tmp_path):
+    """README's several-machines command, as two 'nodes' of one CPU process each on this machine."""
+    rendezvous = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{free_port()}"]
+    train = [str(ROOT / "train.py"), "task=Cartpole", "num_envs=16", "max_iterations=3", *CPU, "multi_gpu=True"]
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", *rendezvous, "--rdzv_id=test", *train],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    for node, (stdout, stderr) in zip(nodes, outputs, strict=True):
+        assert node.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    stdout = "".join(out for out, _ in outputs)
+    assert stdout.count("Training Cartpole: 16 envs x 2 ranks on cpu") == 1, "rank 0 alone reports"
+    assert re.findall(r"^epoch (\d)/3 +\| +[\d,]+ steps/s", stdout, flags=re.M) == ["1", "2", "3"]
+    run = tmp_path / "runs" / "Cartpole"
+    assert any((run / "nn").glob("last_Cartpole_ep_3_rew_*.pth"))
+    assert len(list((run / "summaries").iterdir())) == 1, "one TensorBoard file, rank 0's"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_two_gpus_replay_the_update_with_its_all_reduce_as_run_eagerly(tmp_path):
+    ranks = two_ranks(tmp_path, "--cuda", "--epochs", "2")
+    assert_same_state(ranks[1], ranks[0])
+    assert_same_state(ranks[0], ranks["checkpoint"])
+    for rank in (0, 1):
+        assert torch.load(tmp_path / f"graph_vs_eager{rank}.pt") < 1e-6

@@ -72,9 +72,8 @@ def test_resume_restores_the_whole_training_state(run, monkeypatch):
     assert agent.last_lr == saved_lr and saved_lr != 3e-4, "the adaptive learning rate, not the config's"
     assert agent.epoch_num == saved["epoch"] == 4 and agent.frame == saved["frame"] == 4 * 32 * 16
     assert agent.scaler.state_dict() == saved.get("scaler", agent.scaler.state_dict())
-    agent.last_mean_rewards = -1e9  # what rl_games' train() does before its first epoch
     assert agent.update_epoch() == 5, "training continues at the next epoch"
-    assert agent.last_mean_rewards == pytest.approx(float(saved["last_mean_rewards"]))
+    assert agent.last_mean_rewards == pytest.approx(float(saved["last_mean_rewards"])), "the best reward is kept"
 
 
 def test_resume_continues_the_run_in_place(run):
