@@ -1,8 +1,9 @@
 """Multi-GPU scaling of end-to-end training: total env steps/s at 1, 2, ... GPUs with the same envs per GPU.
 
-    python bench/scaling.py --gpus 1 2 --num-envs 4096 --epochs 40
+    python bench/scaling.py --gpus 1 2 --num-envs 4096 --epochs 40 --single-rank
 
-Runs the real train.py (under torchrun for more than one GPU) in a temporary folder, reads rank 0's progress
+Runs the real train.py (under torchrun with multi_gpu=True for more than one GPU, and with --single-rank also
+for one, which shows what the multi-GPU path itself costs) in a temporary folder, reads rank 0's progress
 lines, prints a table and writes it as JSON under bench/results/.
 """
 
@@ -22,7 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PROGRESS = re.compile(r"^epoch +(\d+)/\d+ \| +([\d,]+) steps/s")
 
 
-def train_rate(gpus: int, args) -> float:
+def train_command(gpus: int, overrides: list[str], torchrun: bool = False) -> list[str]:
+    """`python train.py OVERRIDES`; for several GPUs (or with torchrun=True) under torchrun with multi_gpu=True."""
+    if gpus == 1 and not torchrun:
+        return [sys.executable, str(ROOT / "train.py"), *overrides]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc_per_node={gpus}"]
+    return [*launcher, str(ROOT / "train.py"), *overrides, "multi_gpu=True"]
+
+
+def train_rate(gpus: int, args, torchrun: bool = False) -> float:
     """Median total env steps/s over the epochs after the first three (warm-up) of one training run."""
     overrides = [
         f"task={args.task}",
@@ -32,21 +41,8 @@ def train_rate(gpus: int, args) -> float:
         f"experiment=scaling_{gpus}",
         *args.override,
     ]
-    if gpus == 1:
-        cmd = [sys.executable, str(ROOT / "train.py"), *overrides]
-    else:
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nnodes=1",
-            f"--nproc_per_node={gpus}",
-            str(ROOT / "train.py"),
-            *overrides,
-            "multi_gpu=True",
-        ]
     with tempfile.TemporaryDirectory() as workdir:
+        cmd = train_command(gpus, overrides, torchrun)
         out = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         sys.exit(f"training on {gpus} GPU(s) failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -58,27 +54,36 @@ def train_rate(gpus: int, args) -> float:
     return statistics.median(rates)
 
 
+def launch(gpus: int) -> str:
+    return "train.py" if gpus == 1 else "torchrun"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="Ant")
     parser.add_argument("--gpus", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--num-envs", type=int, default=4096, help="envs per GPU")
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument(
+        "--single-rank", action="store_true", help="also one GPU under torchrun with multi_gpu=True (its overhead)"
+    )
     parser.add_argument("--override", nargs="+", action="extend", default=[], help="extra Hydra overrides")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     import torch
 
-    rows = [{"gpus": gpus, "env_steps_per_s": train_rate(gpus, args)} for gpus in args.gpus]
+    rows = [{"gpus": gpus, "launch": launch(gpus), "env_steps_per_s": train_rate(gpus, args)} for gpus in args.gpus]
+    if args.single_rank:
+        rows.insert(1, {"gpus": 1, "launch": "torchrun", "env_steps_per_s": train_rate(1, args, torchrun=True)})
     base = rows[0]["env_steps_per_s"] / rows[0]["gpus"]
     device = torch.cuda.get_device_name(0)
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     print(f"\n{args.task}, {args.num_envs} envs per GPU, on {device} ({date})")
-    print(f"{'GPUs':>5} | {'total env steps/s':>18} | {'speed-up':>8} | {'efficiency':>10}")
+    print(f"{'GPUs':>5} | {'launch':>9} | {'total env steps/s':>18} | {'speed-up':>8} | {'efficiency':>10}")
     for row in rows:
         row["speed_up"] = row["env_steps_per_s"] / base
         print(
-            f"{row['gpus']:>5} | {row['env_steps_per_s']:>18,.0f} | {row['speed_up']:>7.2f}x"
+            f"{row['gpus']:>5} | {row['launch']:>9} | {row['env_steps_per_s']:>18,.0f} | {row['speed_up']:>7.2f}x"
             f" | {row['speed_up'] / row['gpus']:>9.0%}"
         )
     result = {

@@ -22,14 +22,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from throughput import environment  # noqa: E402  (bench/ is not a package)
+from scaling import train_command  # noqa: E402  (bench/ is not a package)
+from throughput import environment  # noqa: E402
 
 
-def train_once(task: str, seed: int, overrides: list[str], workdir: Path, env: dict | None = None) -> dict:
-    """Run train.py for one seed in `workdir`; time its start-up and read back its reward curve."""
+def train_once(task: str, seed: int, args, workdir: Path, env: dict | None = None) -> dict:
+    """Run train.py for one seed in `workdir` (under torchrun for several GPUs); time its start-up and read back
+    its reward curve (rank 0's envs)."""
     experiment = f"{task}_seed{seed}"
-    cmd = [sys.executable, str(ROOT / "train.py"), f"task={task}", f"seed={seed}", f"experiment={experiment}"]
-    cmd += ["headless=True", *overrides]
+    overrides = [f"task={task}", f"seed={seed}", f"experiment={experiment}", "headless=True", *args.override]
+    cmd = train_command(args.gpus, overrides)
     start = time.perf_counter()
     startup_s, tail = None, []
     options = {"cwd": workdir, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "env": env}
@@ -68,6 +70,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--reward", type=float, required=True, help="the mean episode reward to reach")
     parser.add_argument("--override", nargs="+", action="extend", default=[], help="extra train.py overrides")
+    parser.add_argument("--gpus", type=int, default=1, help="GPUs (torchrun processes with multi_gpu=True)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--workdir", type=Path, help="where the run folders go (default: a temporary folder)")
     parser.add_argument(
@@ -84,11 +87,12 @@ def main() -> None:
         for i, seed in enumerate(args.seeds):
             cold = args.cold_first and i == 0
             cache = {**os.environ, "WARP_CACHE_PATH": str(Path(scratch) / "empty_warp_cache")} if cold else None
-            run = train_once(args.task, seed, args.override, workdir, cache)
+            run = train_once(args.task, seed, args, workdir, cache)
             run["reached"] = first_reaching(run["curve"], args.reward)
             run["empty_kernel_cache"] = cold
             runs.append(run)
-    print(f"\n{args.task} on {env['device']} ({env['date']}): time to a mean episode reward of {args.reward:g}")
+    on = f"{args.gpus} x {env['device']}" if args.gpus > 1 else env["device"]
+    print(f"\n{args.task} on {on} ({env['date']}): time to a mean episode reward of {args.reward:g}")
     print(f"{'seed':>5} | {'start-up':>16} | {'reached at':>22} | {'final reward':>12} | {'whole run':>9}")
     for run in runs:
         hit = run["reached"]
@@ -100,9 +104,10 @@ def main() -> None:
     print("(start-up: command to first epoch line, cold = empty kernel cache;")
     print(" reached: seconds since training began, kernels already compiled)")
     command = " ".join(["python", "bench/time_to_reward.py", *sys.argv[1:]])
-    result = {"task": args.task, **env, "command": command, "reward": args.reward, "runs": runs}
+    result = {"task": args.task, **env, "gpus": args.gpus, "command": command, "reward": args.reward, "runs": runs}
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{env['date'][:16].replace(':', '')}-{args.task}-time-to-reward-{env['device'].replace(' ', '_')}"
+    gpus = f"{args.gpus}x" if args.gpus > 1 else ""
+    stem = f"{env['date'][:16].replace(':', '')}-{args.task}-time-to-reward-{gpus}{env['device'].replace(' ', '_')}"
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
