@@ -43,7 +43,11 @@ def train_rate(gpus: int, args, torchrun: bool = False) -> float:
     ]
     with tempfile.TemporaryDirectory() as workdir:
         cmd = train_command(gpus, overrides, torchrun)
-        out = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
+        try:
+            out = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False, timeout=args.timeout)
+        except subprocess.TimeoutExpired as hung:
+            output = f"{_tail(hung.stdout)}\n{_tail(hung.stderr)}"
+            sys.exit(f"training on {gpus} GPU(s) ran past {args.timeout:g} s:\n{output}")
     if out.returncode != 0:
         sys.exit(f"training on {gpus} GPU(s) failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     rates = [
@@ -52,6 +56,11 @@ def train_rate(gpus: int, args, torchrun: bool = False) -> float:
         if (m := PROGRESS.match(line)) and int(m[1]) > 3
     ]
     return statistics.median(rates)
+
+
+def _tail(output: str | bytes | None) -> str:
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+    return text[-3000:]
 
 
 def launch(gpus: int) -> str:
@@ -68,6 +77,7 @@ def main() -> None:
         "--single-rank", action="store_true", help="also one GPU under torchrun with multi_gpu=True (its overhead)"
     )
     parser.add_argument("--override", nargs="+", action="extend", default=[], help="extra Hydra overrides")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds one training run may take")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     import torch

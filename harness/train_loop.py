@@ -33,6 +33,12 @@ class TrainLoop:
     stop_signal: int | None = None  # set by the signal handler; acted on at the end of the epoch
 
     def train(self):
+        try:
+            return self._train_epochs()
+        finally:
+            self.release_graphs()
+
+    def _train_epochs(self):
         self.init_tensors()
         self.obs = self.env_reset()
         self.curr_frames = self.batch_size_envs

@@ -151,6 +151,12 @@ class SyncFreeUpdate:
         # The optimizer's state tensors were replaced: warm up and capture again.
         self._update_graph, self._eager_minibatches = None, 0
 
+    def release_graphs(self) -> None:
+        """Drop the update's CUDA graph, which training does when it ends: with several GPUs it holds NCCL's
+        all-reduce, and NCCL cannot destroy its communicator (destroy_process_group waits forever) while a graph
+        that captured one of its collectives exists."""
+        self._update_graph = None
+
     # --- the CUDA graph ---------------------------------------------------------------------------------------
 
     def _use_graph(self, minibatch: dict) -> bool:

@@ -50,6 +50,7 @@ def main() -> None:
         agent.save(str(args.out / "checkpoint"))
     if args.cuda:
         torch.save(update_graph_vs_eager(agent), args.out / f"graph_vs_eager{rank}.pt")
+    agent.release_graphs()  # as training does, before the process group goes
     distributed.close_process_group()
 
 
