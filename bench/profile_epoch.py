@@ -1,6 +1,7 @@
 """Where a training epoch's time goes: torch.profiler over a few epochs after warm-up.
 
     python bench/profile_epoch.py --task Ant --num-envs 4096
+    torchrun --standalone --nproc_per_node=1 bench/profile_epoch.py --task Ant --num-envs 4096 --multi-gpu
 
 Prints the wall-clock time of an epoch, the GPU's kernel time in it (how busy the GPU was) and the heaviest
 kernels; writes a Chrome trace (open in https://ui.perfetto.dev) and the table under --out.
@@ -19,20 +20,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="Ant")
     parser.add_argument("--num-envs", type=int, default=4096)
     parser.add_argument("--warmup", type=int, default=10, help="epochs before profiling")
     parser.add_argument("--epochs", type=int, default=5, help="epochs profiled")
     parser.add_argument("--device", default="cuda:0")
+    parser.add_argument("--multi-gpu", action="store_true", help="under torchrun: the multi-GPU path (rank 0 reports)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
 
     import torch
     from hydra import compose, initialize_config_dir
     from torch.profiler import ProfilerActivity, profile, schedule
 
+    from harness import distributed
     from harness.config import prepare_config
     from harness.progress import ProgressObserver
     from harness.resolvers import register_resolvers
@@ -42,10 +49,12 @@ def main() -> None:
 
     register_resolvers()
     overrides = [f"task={args.task}", f"num_envs={args.num_envs}", f"max_iterations={args.warmup + args.epochs}"]
-    overrides += [f"sim_device={args.device}", f"rl_device={args.device}"]
+    overrides += [f"sim_device={args.device}", f"rl_device={args.device}", f"multi_gpu={args.multi_gpu}"]
     cuda = args.device.startswith("cuda")
     with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
         cfg = prepare_config(compose("config", overrides=[*overrides, "headless=True", "experiment=profile"]))
+    if cfg.multi_gpu:
+        distributed.init_process_group(cfg.rl_device)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out.resolve()
     os.chdir(tempfile.mkdtemp())  # the run folder goes here, not into the repo
@@ -68,6 +77,10 @@ def main() -> None:
     runner = build_runner(rl_games_params(cfg, "profile"), EpochProfiler())
     with profiler:
         runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+    reporting = distributed.rank() == 0
+    distributed.close_process_group()
+    if not reporting:
+        return
 
     profiled = epoch_ends[args.warmup - 1 : args.warmup + args.epochs]  # from the end of the last unprofiled epoch
     wall_ms = 1000 * (profiled[-1] - profiled[0]) / (len(profiled) - 1)
@@ -83,7 +96,7 @@ def main() -> None:
     )
     print(table)
     print(summary)
-    stem = f"profile-{args.task}-{args.num_envs}"
+    stem = f"profile-{args.task}-{args.num_envs}" + ("-multi-gpu" if cfg.multi_gpu else "")
     (out / f"{stem}.txt").write_text(summary + "\n\n" + table + "\n")
     profiler.export_chrome_trace(str(out / f"{stem}.json"))
 

@@ -56,7 +56,9 @@ class SyncFreeUpdate:
                 epoch_kls.append(stats[-1][3])
                 if self.schedule_type == "legacy" and not self._adaptive_lr():
                     self._host_schedule(stats[-1][3])
-            kl = distributed.average_(torch_ext.mean_list(epoch_kls))
+            kl = torch_ext.mean_list(epoch_kls)
+            if self.schedule_type == "standard":  # (legacy: each minibatch's KL was averaged over ranks already)
+                distributed.average_(kl)
             if self.schedule_type == "standard" and self._adaptive_lr():
                 self._device_schedule(kl)
             elif self.schedule_type == "standard":
