@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from harness.errors import UserError
@@ -94,16 +95,39 @@ def _choose_in_run(run_dir: Path, experiment: str, rule: str, runs_dir: Path) ->
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Read an rl_games checkpoint; a truncated, corrupt or foreign file is a UserError, never a traceback."""
+    """Read an rl_games checkpoint as data: tensors, plain Python values and the allow-listed numpy scalars, never
+    code. A damaged file, or one that holds anything else (a pickled object or call), is a UserError."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_allowed_globals()):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types for a damaged file
+        refused = _REFUSED_GLOBAL.search(str(error))
+        if refused:
+            raise UserError(
+                f"{path} was not loaded: besides weights it holds {refused['name']}, which loading would run as "
+                "code; load only checkpoints you trust, written by rl_games or this project"
+            ) from None
         raise UserError(
             f"{path} is not a readable checkpoint (truncated or corrupt?): {error}".splitlines()[0]
         ) from None
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{path} is not an rl_games checkpoint: it has no 'model' weights")
     return state
+
+
+# torch's message when weights_only meets a global it does not allow: "... GLOBAL posix.system was not ..."
+_REFUSED_GLOBAL = re.compile(r"GLOBAL (?P<name>[\w.]+)")
+
+
+def _allowed_globals() -> list:
+    """What checkpoints of rl_games and of this project's earlier releases hold beyond tensors and plain Python:
+    the mean reward as a numpy scalar, pickled under numpy 2's or numpy 1's module names."""
+    scalar = np.core.multiarray.scalar if not hasattr(np, "_core") else np._core.multiarray.scalar
+    dtypes = [np.dtype, *{type(np.dtype(code)) for code in ("f4", "f8")}]
+    if tuple(int(part) for part in torch.__version__.split(".")[:2]) < (2, 6):  # no (object, name) pairs before
+        return [*dtypes, scalar]
+    names = ("numpy._core.multiarray.scalar", "numpy.core.multiarray.scalar")
+    return [*dtypes, *((scalar, name) for name in names)]
 
 
 def check_task(state: dict, task_name: str, path: Path) -> None:

@@ -78,6 +78,8 @@ class HarnessAgent(TrainLoop, SyncFreeRollout, SyncFreeUpdate, A2CAgent):
     def save(self, fn: str) -> Path:
         state = self.get_full_state_weights()
         state["model"] = strip_compile_prefix(state["model"])
+        # Plain Python only, so that weights_only loading (harness.checkpoints) takes it: rl_games keeps a numpy scalar.
+        state["last_mean_rewards"] = float(state["last_mean_rewards"])
         path = checkpoint_path(fn)
         try:
             save_atomic(state, path)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import os
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from conftest import CPU, run_script
 
 from harness.checkpoints import (
     checkpoint_path,
@@ -110,6 +115,51 @@ def test_corrupt_and_truncated_files_are_user_errors(tmp_path):
         with pytest.raises(UserError, match=str(path.name)):
             load_checkpoint(path)
     assert good.read_bytes() and truncated.exists() and garbage.exists(), "nothing is deleted"
+
+
+class Payload:
+    """Pickles as a call of os.system: what a malicious checkpoint would carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_carries_code_is_refused_without_running_it(tmp_path):
+    marker, payload = tmp_path / "marker", tmp_path / "policy.pth"
+    torch.save({"model": {"w": torch.ones(1)}, "epoch": Payload(marker)}, payload)
+    with pytest.raises(UserError, match="holds posix.system, which loading would run as code"):
+        load_checkpoint(payload)
+    for script in ("play.py", "train.py"):
+        result = run_script(script, "task=Ant", "num_envs=4", *CPU, f"checkpoint={payload}", cwd=tmp_path)
+        assert result.returncode == 2 and "was not loaded" in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+    assert not marker.exists(), "no code from the file ran"
+
+
+def with_numpy_1_names(path: Path) -> None:
+    """Rewrite a checkpoint as numpy 1 pickled it (numpy.core rather than numpy._core)."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    pickled = next(name for name in members if name.endswith("data.pkl"))
+    members[pickled] = members[pickled].replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    path.write_bytes(buffer.getvalue())
+
+
+def test_earlier_checkpoints_with_numpy_rewards_still_load(tmp_path):
+    for numpy_1 in (False, True):
+        path = tmp_path / f"earlier{numpy_1}.pth"
+        torch.save({"model": {"w": torch.ones(1)}, "last_mean_rewards": np.float32(512.5)}, path)
+        if numpy_1:
+            with_numpy_1_names(path)
+            assert b"numpy.core.multiarray" in path.read_bytes()
+        assert float(load_checkpoint(path)["last_mean_rewards"]) == 512.5
 
 
 def test_save_is_atomic_and_leaves_no_temporary_file(tmp_path):
