@@ -98,8 +98,7 @@ def load_checkpoint(path: Path) -> dict:
     """Read an rl_games checkpoint as data: tensors, plain Python values and the allow-listed numpy scalars, never
     code. A damaged file, or one that holds anything else (a pickled object or call), is a UserError."""
     try:
-        with torch.serialization.safe_globals(_allowed_globals()):
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = _load_as_data(path)
     except Exception as error:  # torch.load raises many types for a damaged file
         refused = _REFUSED_GLOBAL.search(str(error))
         if refused:
@@ -113,6 +112,15 @@ def load_checkpoint(path: Path) -> dict:
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{path} is not an rl_games checkpoint: it has no 'model' weights")
     return state
+
+
+def _load_as_data(path: Path):
+    allowed = _allowed_globals()
+    if not hasattr(torch.serialization, "safe_globals"):  # torch 2.4 (Isaac Gym's environments)
+        torch.serialization.add_safe_globals(allowed)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 # torch's message when weights_only meets a global it does not allow: "... GLOBAL posix.system was not ..."

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-import tempfile
+import secrets
+import socket
 from datetime import datetime
 from pathlib import Path
 
@@ -12,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from harness.errors import UserError
 
 RUNS_DIR = Path("runs")
+LOCK_NAME = ".lock"  # in runs/<experiment>/, held by the training process (RunLock)
+TEMP_SUFFIX = ".tmp"  # of the temporary files atomic writes rename into place
 
 
 def experiment_name(cfg: DictConfig) -> str:
@@ -60,19 +64,26 @@ def append_config_history(cfg: DictConfig, experiment: str, write: bool = True) 
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that a crash at any moment leaves the old file or the new one: temp file, fsync, rename."""
+    """Write a file so that a crash or power loss at any moment leaves the old file or the new one: a temporary file
+    beside it, fsync, rename over the target, fsync of the directory (which makes the rename itself durable)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
+        # Created with the usual mode (0o666 less the umask), as open() would make the file itself.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -80,7 +91,45 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, text.encode("utf-8"))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def sweep_temporary_files(run_dir: Path) -> list[Path]:
+    """Delete what writes killed mid-way left in a run folder (call it holding the run's lock); return them."""
+    stale = [p for folder in (run_dir, run_dir / "nn") for p in folder.glob(f".*{TEMP_SUFFIX}")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+class RunLock:
+    """An exclusive lock on runs/<experiment>/ held by the process that trains it, for its whole life.
+
+    flock on runs/<experiment>/.lock: the kernel drops it when the process ends, however it ends, so a killed
+    run never blocks the next one. The file names the holder (pid and host) for the refusal message.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_NAME
+        self._file = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115  (held open: the lock lives with the file)
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            file.close()
+            raise UserError(
+                f"{self.path.parent} is in use: {holder} is training it; wait for it to end, or train another "
+                "experiment=<name>"
+            ) from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        file.flush()
+        self._file = file
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the lock
+            self._file = None

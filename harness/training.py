@@ -17,7 +17,14 @@ from harness.config import global_rank, prepare_config
 from harness.errors import UserError
 from harness.progress import ProgressObserver
 from harness.rlgames import HarnessAgent, build_runner, register_env
-from harness.runs import RUNS_DIR, append_config_history, experiment_name, prepare_run_dir
+from harness.runs import (
+    RUNS_DIR,
+    RunLock,
+    append_config_history,
+    experiment_name,
+    prepare_run_dir,
+    sweep_temporary_files,
+)
 from harness.tasks import make_env
 from harness.train_loop import TrainingStopped
 
@@ -40,6 +47,17 @@ def run_train(cfg: DictConfig) -> None:
 
 def _train(cfg: DictConfig) -> None:
     experiment = experiment_name(cfg)
+    lock = RunLock(RUNS_DIR / experiment)
+    if global_rank() == 0:  # one training process per run folder; what a killed one half-wrote goes
+        lock.acquire()
+        sweep_temporary_files(RUNS_DIR / experiment)
+    try:
+        _train_locked(cfg, experiment)
+    finally:
+        lock.release()
+
+
+def _train_locked(cfg: DictConfig, experiment: str) -> None:
     checkpoint = checkpoint_to_resume(cfg.checkpoint, experiment)
     # Write the config before the runner exists: rl_games mutates the params it is given.
     resuming_in_place = checkpoint is not None and checkpoint.parent == RUNS_DIR / experiment / "nn"

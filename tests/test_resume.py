@@ -158,6 +158,7 @@ def test_sigkill_at_any_moment_loses_at_most_save_frequency_epochs(tmp_path):
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output[-2000:]
     assert f"at epoch {newest} " in output and any(nn.glob("last_Ant_ep_12_rew_*.pth"))
+    assert not list(nn.glob(".*.tmp")), "the files a kill left half-written were swept at the next start"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -172,6 +173,20 @@ def test_sigterm_and_sigint_save_the_current_epoch(tmp_path, signum):
     saved = re.search(r"saved (runs/Ant/nn/last_Ant_ep_(\d+)_rew_\S+\.pth); continue with checkpoint=auto", output)
     assert saved, output[-2000:]
     assert load_checkpoint(tmp_path / saved[1])["epoch"] == int(saved[2]) >= 3
+
+
+def test_a_run_being_trained_is_locked_against_a_second_training(tmp_path):
+    first = _start(tmp_path, *BASE, "max_iterations=100000")
+    lines = []
+    assert _wait_for(lambda: lines.append(first.stdout.readline()) or lines[-1].startswith("epoch "), step=0)
+    for again in ("checkpoint=auto", "checkpoint="):
+        second = run_script("train.py", *BASE, "max_iterations=2", again, cwd=tmp_path)
+        assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
+        assert f"runs/Ant is in use: process {first.pid} on " in second.stderr and "Traceback" not in second.stderr
+    first.send_signal(signal.SIGTERM)
+    output, _ = first.communicate(timeout=120)
+    assert first.returncode == 128 + signal.SIGTERM, output[-2000:]
+    assert len(list((tmp_path / "runs" / "Ant" / "summaries").iterdir())) == 1, "one run's curves only"
 
 
 def test_a_full_disk_at_save_time_is_a_clear_error_that_keeps_what_is_there(run, tmp_path):

@@ -31,7 +31,7 @@ def test_run_folder_is_exactly_the_convention(trained):
     workdir, _ = trained
     run = workdir / "runs" / "Ant"
     assert sorted(p.name for p in workdir.iterdir()) == ["runs"], "nothing else lands in the working directory"
-    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "nn", "summaries"]
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "config.yaml", "nn", "summaries"]
     names = sorted(p.name for p in (run / "nn").iterdir())
     assert "Ant.pth" in names
     periodic = [n for n in names if n != "Ant.pth"]
