@@ -20,6 +20,8 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     if cfg.physics_engine not in PHYSICS_ENGINES:
         raise UserError(f"physics_engine={cfg.physics_engine} is unknown; use one of {', '.join(PHYSICS_ENGINES)}")
     _check_num_envs(cfg.num_envs)
+    if cfg.max_iterations != "" and (not isinstance(cfg.max_iterations, int) or cfg.max_iterations < 1):
+        raise UserError(f"max_iterations must be a whole number of epochs >= 1, got {cfg.max_iterations!r}")
     if cfg.multi_gpu:  # each rank on its own GPU (or, asked for with rl_device=cpu, CPU processes)
         on_cpu = str(cfg.rl_device) == "cpu"
         cfg.sim_device = cfg.rl_device = multi_gpu_device(dict(os.environ), torch.cuda.device_count(), on_cpu)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -87,7 +88,9 @@ def stop_on_signals() -> Iterator[None]:
 
     def request_stop(signum, frame) -> None:
         if HarnessAgent.stop_signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+            # Now, without unwinding: every checkpoint on disk is whole (atomic writes), and the lock goes with us.
+            print("\nSecond Ctrl-C: quitting now, without saving this epoch", flush=True)
+            os._exit(128 + signal.SIGINT)
         HarnessAgent.stop_signal = signum
         print(
             f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this epoch (Ctrl-C again to quit now)"

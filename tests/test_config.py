@@ -65,7 +65,16 @@ def test_resolvers_behave_as_upstream():
     }
 
 
-BAD_VALUES = ["num_envs=0", "num_envs=-5", "num_envs=many", "physics_engine=bullet", "sim_device=tpu"]
+BAD_VALUES = [
+    "num_envs=0",
+    "num_envs=-5",
+    "num_envs=many",
+    "physics_engine=bullet",
+    "sim_device=tpu",
+    "max_iterations=0",
+    "max_iterations=-1",
+    "max_iterations=ten",
+]
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES)

@@ -175,6 +175,19 @@ def test_sigterm_and_sigint_save_the_current_epoch(tmp_path, signum):
     assert load_checkpoint(tmp_path / saved[1])["epoch"] == int(saved[2]) >= 3
 
 
+def test_a_second_ctrl_c_quits_at_once_in_one_line(tmp_path):
+    slow = [*BASE, "num_envs=256", "train.params.network.mlp.units=[1024,1024,1024]", "max_iterations=100000"]
+    process = _start(tmp_path, *slow)
+    lines = []
+    assert _wait_for(lambda: lines.append(process.stdout.readline()) or lines[-1].startswith("epoch "), step=0)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT and "Second Ctrl-C: quitting now" in output, output[-2000:]
+    assert "Traceback" not in output and not list((tmp_path / "runs" / "Ant" / "nn").glob(".*.tmp"))
+
+
 def test_a_run_being_trained_is_locked_against_a_second_training(tmp_path):
     first = _start(tmp_path, *BASE, "max_iterations=100000")
     lines = []
