@@ -12,11 +12,14 @@ from rl_games.common.algo_observer import AlgoObserver
 class ProgressObserver(AlgoObserver):
     """Prints one line per epoch (rank 0) and logs env steps/s to TensorBoard."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps_per_s: list[float] = []  # one figure per epoch, read by bench/ and by a failed start's clean-up
+
     def after_init(self, algo) -> None:
         self.algo = algo
         self.start_time = self.last_time = time.perf_counter()
         self.start_epoch: int | None = None  # the epoch before this session's first (a resume starts late)
-        self.steps_per_s: list[float] = []  # one figure per epoch, read by bench/
         self.nonfinite_resets = torch.zeros((), dtype=torch.long, device=algo.ppo_device)
 
     def process_infos(self, infos: dict, done_indices) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+import shutil
 import socket
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -99,6 +101,21 @@ def sweep_temporary_files(run_dir: Path) -> list[Path]:
     return stale
 
 
+@dataclass(frozen=True)
+class RunsBefore:
+    """Whether runs/ and the run folder existed before a start, to put things back if the start fails."""
+
+    runs_existed: bool
+    run_existed: bool
+
+    def restore(self, run_dir: Path) -> None:
+        """Remove what a failed start made: the run folder if it was new, runs/ if it was new and is now empty."""
+        if not self.run_existed:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if not self.runs_existed and run_dir.parent.is_dir() and not any(run_dir.parent.iterdir()):
+            run_dir.parent.rmdir()
+
+
 class RunLock:
     """An exclusive lock on runs/<experiment>/ held by the process that trains it, for its whole life.
 
@@ -111,8 +128,13 @@ class RunLock:
         self._file = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115  (held open: the lock lives with the file)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115  (held open: the lock lives with the file)
+        except OSError as error:
+            raise UserError(
+                f"cannot write the run folder {self.path.parent}: {error.strerror}; run from a writable directory"
+            ) from None
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

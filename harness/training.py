@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from harness import distributed
-from harness.checkpoints import periodic_epoch_and_reward, resolve_checkpoint
+from harness.checkpoints import check_task, load_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
 from harness.config import global_rank, prepare_config
 from harness.errors import UserError
 from harness.progress import ProgressObserver
@@ -21,6 +21,7 @@ from harness.rlgames import HarnessAgent, build_runner, register_env
 from harness.runs import (
     RUNS_DIR,
     RunLock,
+    RunsBefore,
     append_config_history,
     experiment_name,
     prepare_run_dir,
@@ -48,27 +49,48 @@ def run_train(cfg: DictConfig) -> None:
 
 def _train(cfg: DictConfig) -> None:
     experiment = experiment_name(cfg)
-    lock = RunLock(RUNS_DIR / experiment)
+    # Everything that can be checked is checked before anything is written.
+    checkpoint = checkpoint_to_resume(cfg.checkpoint, experiment, cfg.task_name)
+    params = rl_games_params(cfg, experiment)  # fits cfg to the device first: the config written is what runs
+    run_dir = RUNS_DIR / experiment
+    before = RunsBefore(runs_existed=RUNS_DIR.exists(), run_existed=run_dir.exists())
+    lock = RunLock(run_dir)
     if global_rank() == 0:  # one training process per run folder; what a killed one half-wrote goes
         lock.acquire()
-        sweep_temporary_files(RUNS_DIR / experiment)
+        sweep_temporary_files(run_dir)
+    observer = ProgressObserver()
     try:
-        _train_locked(cfg, experiment)
+        _start_and_train(cfg, experiment, checkpoint, params, observer)
+    except Exception as error:
+        if global_rank() == 0 and not observer.steps_per_s:  # failed before its first epoch: leave runs/ as it was
+            before.restore(run_dir)
+        if _out_of_memory(error):
+            where = "starting" if not observer.steps_per_s else "training (the checkpoints on disk are intact)"
+            raise UserError(
+                f"out of memory on {cfg.sim_device} while {where} {cfg.task.env.numEnvs} envs: use fewer "
+                f"(num_envs=...); {error}".splitlines()[0]
+            ) from None
+        raise
     finally:
         lock.release()
 
 
-def _train_locked(cfg: DictConfig, experiment: str) -> None:
-    checkpoint = checkpoint_to_resume(cfg.checkpoint, experiment)
-    # Write the config before the runner exists: rl_games mutates the params it is given.
+def _out_of_memory(error: Exception) -> bool:
+    """torch's CUDA and CPU allocators, and Warp's, each say it their own way."""
+    said = str(error).lower()
+    return isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)) or any(
+        words in said for words in ("out of memory", "can't allocate memory", "failed to allocate")
+    )
+
+
+def _start_and_train(cfg: DictConfig, experiment: str, checkpoint: Path | None, params: dict, observer) -> None:
     resuming_in_place = checkpoint is not None and checkpoint.parent == RUNS_DIR / experiment / "nn"
     if resuming_in_place:
         append_config_history(cfg, experiment, write=global_rank() == 0)
     else:
         prepare_run_dir(cfg, experiment, write=global_rank() == 0)
-    params = rl_games_params(cfg, experiment)
     register_env(lambda: make_env(cfg))
-    runner = build_runner(params, ProgressObserver())
+    runner = build_runner(params, observer)
     if global_rank() == 0:
         ranks = f" x {distributed.world_size()} ranks" if cfg.multi_gpu else ""
         envs = cfg.task.env.numEnvs
@@ -106,7 +128,12 @@ def stop_on_signals() -> Iterator[None]:
 
 
 def rl_games_params(cfg: DictConfig, experiment: str) -> dict:
-    """The train config's `params`, set for this harness: names, devices, run folder, our progress line."""
+    """The train config's `params`, set for this harness: names, devices, run folder, our progress line.
+
+    What this machine makes of the train config (float32 on the CPU, a minibatch no larger than the batch) is
+    written into `cfg` itself, so that the run's config.yaml records what ran and rebuilds it.
+    """
+    fit_train_config(cfg)
     params = OmegaConf.to_container(cfg.train.params, resolve=True)
     config = params["config"]
     config.update(name=experiment, full_experiment_name=experiment, train_dir=str(RUNS_DIR), device=cfg.rl_device)
@@ -116,14 +143,19 @@ def rl_games_params(cfg: DictConfig, experiment: str) -> dict:
     params["seed"] = cfg.seed + global_rank()  # each rank's envs and samples differ
     # Off unless asked for: compiling costs start-up time, and on the CPU it needs a C++ toolchain.
     config.setdefault("torch_compile", False)
-    if torch.device(cfg.rl_device).type == "cpu" and config.get("mixed_precision"):
-        print("mixed_precision is a CUDA feature: training in float32 on the CPU.")
-        config["mixed_precision"] = False
-    _fit_minibatch(config)
     return params
 
 
-def _fit_minibatch(config: dict) -> None:
+def fit_train_config(cfg: DictConfig) -> None:
+    """Adjust cfg.train.params.config to this machine, in place; each adjustment is said once."""
+    config = cfg.train.params.config
+    if torch.device(cfg.rl_device).type == "cpu" and config.get("mixed_precision"):
+        print("mixed_precision is a CUDA feature: training in float32 on the CPU.")
+        config.mixed_precision = False
+    _fit_minibatch(config)
+
+
+def _fit_minibatch(config) -> None:
     batch, minibatch = config["num_actors"] * config["horizon_length"], config["minibatch_size"]
     if minibatch > batch:
         print(f"minibatch_size {minibatch} exceeds the batch of {batch} (num_envs x horizon_length): using {batch}.")
@@ -135,7 +167,7 @@ def _fit_minibatch(config: dict) -> None:
         )
 
 
-def checkpoint_to_resume(spec: str, experiment: str) -> Path | None:
+def checkpoint_to_resume(spec: str, experiment: str, task_name: str) -> Path | None:
     """The checkpoint a training run starts from: none, or what `checkpoint=` names.
 
     `auto` resumes runs/<experiment>/ from its newest checkpoint by epoch if the run has any, else starts fresh.
@@ -150,6 +182,7 @@ def checkpoint_to_resume(spec: str, experiment: str) -> Path | None:
             return None
         spec = "latest" if any(periodic_epoch_and_reward(p, experiment) for p in nn.glob("last_*.pth")) else "best"
     choice = resolve_checkpoint(spec, RUNS_DIR, experiment)
+    check_task(load_checkpoint(choice.path), task_name, choice.path)  # a bad file is refused before any write
     if global_rank() == 0:
         print(f"Resuming from {choice.path}: {choice.reason}")
     return choice.path

@@ -86,12 +86,22 @@ def test_an_earlier_run_is_never_overwritten(trained):
         (["num_envs=0"], "num_envs must be a whole number >= 1"),
         (["checkpoint=missing.pth"], "checkpoint=missing.pth: no such file or run folder"),
         (["physics_engine=bullet"], "physics_engine=bullet is unknown"),
+        (["num_envs=8589934592"], "out of memory on cpu while starting 8589934592 envs: use fewer"),
+        (["max_iterations=0"], "max_iterations must be a whole number of epochs >= 1"),
     ],
 )
 def test_bad_input_gets_a_clear_line_and_nonzero_exit(tmp_path, args, message):
     result = run_script("train.py", *CPU, *args, cwd=tmp_path)
     assert result.returncode != 0 and message in result.stdout + result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
+
+
+def test_a_bad_checkpoint_is_refused_before_anything_is_written(tmp_path):
+    bad = tmp_path / "shared.pth"
+    bad.write_bytes(b"not a checkpoint")
+    result = run_script("train.py", *TINY, f"checkpoint={bad}", "experiment=fresh", cwd=tmp_path)
+    assert result.returncode == 2 and "is not a readable checkpoint" in result.stderr
+    assert "Resuming" not in result.stdout and not (tmp_path / "runs").exists()
 
 
 def test_unwritable_runs_folder_is_a_clear_error(tmp_path):
@@ -115,3 +125,25 @@ def test_without_cuda_the_default_devices_fall_back_to_the_cpu_in_one_line(tmp_p
 def test_asking_for_cuda_without_cuda_is_a_clear_error(tmp_path):
     result = run_script("train.py", "sim_device=cuda:0", "rl_device=cpu", cwd=tmp_path)
     assert result.returncode != 0 and "sim_device=cuda:0 was asked for, but this machine has no CUDA" in result.stderr
+
+
+def test_config_yaml_records_what_ran_and_rebuilds_rl_games_agent(trained, tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+    from rl_games.torch_runner import Runner
+
+    from harness.rlgames import register_env
+    from harness.tasks import make_task
+
+    workdir, result = trained
+    saved = OmegaConf.load(workdir / "runs" / "Ant" / "config.yaml")
+    config = saved.train.params.config
+    assert "training in float32 on the CPU" in result.stdout and config.mixed_precision is False
+    assert "using 1024" in result.stdout and config.minibatch_size == 64 * 16
+    monkeypatch.chdir(tmp_path)  # rl_games' agent makes its run folder
+    register_env(lambda: make_task(OmegaConf.to_container(saved.task), saved.sim_device, saved.rl_device))
+    params = OmegaConf.to_container(saved.train.params)
+    params["config"]["device"] = saved.rl_device
+    runner = Runner()
+    runner.load({"params": params})
+    agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)  # rl_games' own
+    assert agent.batch_size == agent.minibatch_size == 64 * 16
