@@ -7,9 +7,11 @@ import os
 import signal
 from pathlib import Path
 
+import torch
 from rl_games.algos_torch import torch_ext
 
 from harness import distributed
+from harness.errors import UserError
 
 
 class TrainingStopped(Exception):
@@ -26,8 +28,9 @@ class TrainLoop:
     The same epochs, TensorBoard scalars, checkpoint names and stopping rules as rl_games, with these
     differences: ranks come from this project's process group (NCCL or gloo, see harness.distributed)
     rather than rl_games' own NCCL one, and start from rank 0's weights broadcast as tensors; every rank
-    counts the frames of all ranks; rank 0 decides once an epoch whether to stop (the run's end or a
-    signal) and every rank follows; the best reward a resumed run had reached is kept, not forgotten.
+    counts the frames of all ranks; rank 0 decides once an epoch whether to stop (the run's end, a signal,
+    or weights gone non-finite, which are never saved) and every rank follows; the best reward a resumed run
+    had reached is kept, not forgotten.
     """
 
     stop_signal: int | None = None  # set by the signal handler; acted on at the end of the epoch
@@ -52,12 +55,26 @@ class TrainLoop:
             self.dataset.update_values_dict(None)  # frees the epoch's batch before the next rollout
             frame = self.frame // self.num_agents  # rl_games logs the epoch at the frame count it started from
             self.frame += self.curr_frames * self.world_size
-            finished = self._log_and_save(epoch, frame, total_time, results) if self.global_rank == 0 else False
-            finished, signum = distributed.agree(int(finished), self.stop_signal or 0, device=self.ppo_device)
+            finished = diverged = False
+            if self.global_rank == 0:  # every rank holds the same weights; rank 0 looks, logs and saves
+                diverged = not self._weights_finite()
+                finished = not diverged and self._log_and_save(epoch, frame, total_time, results)
+            agreed = distributed.agree(int(finished), self.stop_signal or 0, int(diverged), device=self.ppo_device)
+            finished, signum, diverged = agreed
+            if diverged:
+                raise UserError(
+                    f"training diverged in epoch {epoch}: the network's weights are no longer finite, and nothing of "
+                    "it was saved; lower train.params.config.learning_rate (a resume starts from the last checkpoint)"
+                )
             if signum:
                 raise TrainingStopped(signum, self._save_now() if self.global_rank == 0 else None)
             if finished:
                 return self.last_mean_rewards, epoch
+
+    def _weights_finite(self) -> bool:
+        """One host sync: whether every weight is finite (a non-finite network is never saved)."""
+        norms = torch.stack([p.detach().abs().sum() for p in self.model.parameters()])
+        return bool(torch.isfinite(norms).all())
 
     def _log_and_save(self, epoch: int, frame: int, total_time: float, results: tuple) -> bool:
         """Rank 0's end of an epoch, as rl_games': TensorBoard, checkpoints; whether the run has finished."""

@@ -96,6 +96,12 @@ def test_bad_input_gets_a_clear_line_and_nonzero_exit(tmp_path, args, message):
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
 
 
+def test_a_diverging_network_stops_training_and_is_never_saved(tmp_path):
+    result = run_script("train.py", *TINY, "max_iterations=2", "train.params.config.learning_rate=1e6", cwd=tmp_path)
+    assert result.returncode == 2 and "training diverged in epoch 1" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not list(tmp_path.rglob("*.pth"))
+
+
 def test_a_bad_checkpoint_is_refused_before_anything_is_written(tmp_path):
     bad = tmp_path / "shared.pth"
     bad.write_bytes(b"not a checkpoint")
