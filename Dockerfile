@@ -1,6 +1,6 @@
 # The harness on a GPU node:
 #   docker build -t harness .
-#   docker run --gpus all -v "$PWD/runs:/workspace/runs" -v harness-warp-cache:/cache harness python train.py task=Ant
+#   docker run --gpus all -v "$PWD/runs:/workspace/runs" -v harness-cache:/cache harness python train.py task=Ant
 FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04
 
 # compute for CUDA, graphics for off-screen rendering where a renderer wants the driver's EGL.
@@ -11,16 +11,18 @@ ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics \
     PATH=/opt/venv/bin:$PATH \
     WARP_CACHE_PATH=/cache/warp
 
-# Ubuntu 24.04's Python 3.12; EGL and GL libraries for headless rendering. Versions follow the base image.
+# Ubuntu 24.04's Python 3.12; EGL and GL libraries for headless rendering; tini as PID 1 (forwards signals to
+# python, reaps children). Versions follow the base image.
+# The kernel cache holds native code that is loaded as it is: owned by the image's user, writable by no one else.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3.12 python3.12-venv libegl1 libgl1 libgomp1 \
+    && apt-get install -y --no-install-recommends python3.12 python3.12-venv libegl1 libgl1 libgomp1 tini \
     && rm -rf /var/lib/apt/lists/* \
     && python3.12 -m venv /opt/venv \
     && useradd --create-home --uid 1000 harness \
     && mkdir -p /workspace/runs /cache/warp \
     && chown -R harness:harness /workspace /cache \
-    && chmod 1777 /cache /cache/warp
+    && chmod 755 /cache /cache/warp
 
 WORKDIR /workspace
 
@@ -32,6 +34,7 @@ COPY --chown=harness:harness . .
 
 USER 1000:1000
 # Runs land in /workspace/runs (mount it to keep them); compiled Warp kernels in /cache (a volume keeps them;
-# writable by any --user, like /tmp).
+# with another --user, mount a cache folder that user owns).
 VOLUME ["/workspace/runs", "/cache"]
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["python", "train.py", "task=Ant", "headless=True"]

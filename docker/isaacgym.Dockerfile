@@ -16,7 +16,7 @@ ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics \
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3.8 python3.8-venv python3.8-dev git \
-       libvulkan1 libegl1 libgl1 libglib2.0-0 libgomp1 \
+       libvulkan1 libegl1 libgl1 libglib2.0-0 libgomp1 tini \
     && rm -rf /var/lib/apt/lists/* \
     && python3.8 -m venv /opt/venv \
     && useradd --create-home --uid 1000 harness \
@@ -25,11 +25,10 @@ RUN apt-get update \
 
 # Isaac Gym from the tarball, then IsaacGymEnvs (the tasks) and this project's dependencies, in versions that
 # still support Python 3.8 (README: Isaac Gym).
-# Copied, then unpacked by tar: ADD cannot be told that a build argument names an archive.
-# hadolint ignore=DL3010
-COPY ${ISAACGYM_TARBALL} /opt/isaacgym.tar.gz
+# The tarball is bind-mounted for this step only (BuildKit), so no layer keeps a copy of NVIDIA's download.
 # hadolint ignore=DL3013
-RUN tar -xzf /opt/isaacgym.tar.gz -C /opt && rm /opt/isaacgym.tar.gz \
+RUN --mount=type=bind,source=${ISAACGYM_TARBALL},target=/tmp/isaacgym.tar.gz \
+    tar -xzf /tmp/isaacgym.tar.gz -C /opt \
     && pip install --no-cache-dir --upgrade pip \
     && pip install --no-cache-dir -e /opt/isaacgym/python \
     && pip install --no-cache-dir "torch==2.4.1" "rl-games==1.6.5" "hydra-core==1.3.2" "omegaconf==2.3.0" \
@@ -43,4 +42,5 @@ COPY --chown=harness:harness cfg cfg/
 COPY --chown=harness:harness harness harness/
 USER 1000:1000
 VOLUME ["/workspace/runs"]
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["python", "train.py", "task=Ant", "physics_engine=physx", "headless=True"]

@@ -41,3 +41,29 @@ def test_runs_and_the_kernel_cache_are_volumes():
 def test_runs_and_caches_stay_out_of_the_build_context():
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {"runs/", ".git", "**/__pycache__", ".pytest_cache/", ".venv/"} <= set(ignored)
+
+
+ISAACGYM_DOCKERFILE = (ROOT / "docker" / "isaacgym.Dockerfile").read_text()
+
+
+def test_python_runs_under_an_init_that_forwards_signals_and_reaps_children():
+    for dockerfile in (DOCKERFILE, ISAACGYM_DOCKERFILE):
+        assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in dockerfile
+        assert re.search(r"apt-get install[^&]*\btini\b", dockerfile), "tini comes from the distribution's packages"
+
+
+def test_runs_checkpoints_and_secrets_stay_out_of_every_image():
+    for ignore_file in (ROOT / ".dockerignore", ROOT / "docker" / "isaacgym.Dockerfile.dockerignore"):
+        ignored = set(ignore_file.read_text().split())
+        assert {"runs/", "*.pth", "*.onnx", ".env", "**/.env", "*.pem", "*.key", ".netrc"} <= ignored, ignore_file
+
+
+def test_the_kernel_cache_belongs_to_the_image_user_and_no_one_else():
+    assert not re.search(r"chmod\s+[0-7]*7[0-7]?\b.*/cache|chmod\s+1777", DOCKERFILE)
+    assert re.search(r"chown -R harness:harness [^&]*/cache", DOCKERFILE)
+    assert re.search(r"chmod 755 /cache /cache/warp", DOCKERFILE)
+
+
+def test_the_isaac_gym_tarball_is_used_without_staying_in_a_layer():
+    assert "COPY ${ISAACGYM_TARBALL}" not in ISAACGYM_DOCKERFILE
+    assert re.search(r"RUN --mount=type=bind,source=\$\{ISAACGYM_TARBALL\}", ISAACGYM_DOCKERFILE)
