@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness.runs import atomic_path
+
 
 class DeployablePolicy(nn.Module):
     """Raw observations in, deterministic actions in [-1, 1] out (what the env applies)."""
@@ -33,8 +35,7 @@ def export_policy(model: nn.Module, num_obs: int, fmt: str, folder: Path, stem: 
     example = torch.zeros(1, num_obs)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{stem}.{'onnx' if fmt == 'onnx' else 'pt'}"
-    tmp = path.with_name(f".{path.name}.tmp")
-    with torch.no_grad():
+    with torch.no_grad(), atomic_path(path) as tmp:
         if fmt == "onnx":
             batch = torch.export.Dim("batch")
             # The exporter narrates its passes and notes optional packages it lacks; none of it is for the user.
@@ -53,5 +54,4 @@ def export_policy(model: nn.Module, num_obs: int, fmt: str, folder: Path, stem: 
                 )
         else:
             torch.jit.save(torch.jit.trace(policy, example), tmp)
-    tmp.replace(path)
     return path

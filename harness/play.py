@@ -60,24 +60,49 @@ def run_play(cfg: DictConfig) -> dict:
         rl_device=cfg.rl_device,
         deterministic=cfg.deterministic,
     )
-    report["report"] = str(_write_report(report, run_dir, choice.path))
+    out_dir = _output_dir(run_dir, cfg)
+    try:
+        report["report"] = str(_write_report(report, out_dir, choice.path))
+    except OSError as error:
+        print_report({**report, "report": "nothing (see below)"})
+        raise UserError(_cannot_write(error)) from None
     print_report(report)
+    try:
+        stems = {"report_stem": Path(report["report"]).stem, "stem": choice.path.stem}
+        _write_video_and_export(cfg, task, player, poses, out_dir=out_dir, **stems)
+    except OSError as error:
+        raise UserError(_cannot_write(error)) from None
+    return report
+
+
+def _write_video_and_export(cfg: DictConfig, task, player, poses, *, out_dir: Path, report_stem: str, stem: str):
     if cfg.video:
         from harness.video import write_video
 
         fps = 1.0 / (cfg.task.sim.dt * cfg.task.env.get("controlFrequencyInv", 1))
-        path = run_dir / "videos" / f"{Path(report['report']).stem}.mp4"
+        path = out_dir / "videos" / f"{report_stem}.mp4"
         print(f"Video of env 0 ({len(poses)} steps): {write_video(task.sim.mj_model, poses, fps, path)}")
     if cfg.export:
         from harness.export import export_policy
 
-        path = export_policy(player.model, task.num_obs, cfg.export, run_dir / "exported", choice.path.stem)
+        path = export_policy(player.model, task.num_obs, cfg.export, out_dir / "exported", stem)
         print(f"Exported the policy ({cfg.export}) to {path}")
-    return report
+
+
+def _cannot_write(error: OSError) -> str:
+    return f"cannot write {error.filename}: {error.strerror}; free space or fix permissions, then play again"
 
 
 def _run_dir_of(checkpoint: Path) -> Path:
     return checkpoint.parent.parent if checkpoint.parent.name == "nn" else checkpoint.parent
+
+
+def _output_dir(run_dir: Path, cfg: DictConfig) -> Path:
+    """Where play writes: the checkpoint's run folder if it is one under runs/, else runs/<experiment>/; never
+    beside a checkpoint from elsewhere."""
+    if run_dir.resolve().parent == RUNS_DIR.resolve():
+        return run_dir
+    return RUNS_DIR / experiment_name(cfg)
 
 
 def _run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:

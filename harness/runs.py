@@ -7,6 +7,8 @@ import os
 import secrets
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -65,27 +67,37 @@ def append_config_history(cfg: DictConfig, experiment: str, write: bool = True) 
     return path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that a crash or power loss at any moment leaves the old file or the new one: a temporary file
-    beside it, fsync, rename over the target, fsync of the directory (which makes the rename itself durable)."""
+@contextmanager
+def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary path beside `path` for the block to write; then fsync, rename over `path` and fsync of the
+    directory (which makes the rename itself durable), so that a crash or power loss at any moment leaves the old
+    file or the new one. A failed block leaves nothing. `suffix` keeps an extension a writer goes by (.mp4)."""
     path = Path(path)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}{suffix}"
     try:
-        # Created with the usual mode (0o666 less the umask), as open() would make the file itself.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:  # a failed write() names no file: name the target
+            error.filename = str(path)
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
+    _fsync(path.parent)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file atomically (see atomic_path), with the usual mode: 0o666 less the umask, as open() makes it."""
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        f.write(data)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(directory)
+        os.fsync(fd)
     finally:
-        os.close(directory)
+        os.close(fd)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -94,7 +106,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def sweep_temporary_files(run_dir: Path) -> list[Path]:
-    """Delete what writes killed mid-way left in a run folder (call it holding the run's lock); return them."""
+    """Delete what training's writes, killed mid-way, left in a run folder (call it holding the run's lock)."""
     stale = [p for folder in (run_dir, run_dir / "nn") for p in folder.glob(f".*{TEMP_SUFFIX}")]
     for path in stale:
         path.unlink(missing_ok=True)

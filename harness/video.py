@@ -11,6 +11,7 @@ import torch
 import warp as wp
 
 from harness.errors import UserError
+from harness.runs import atomic_path
 
 WIDTH, HEIGHT = 640, 480
 CAMERA = "track"
@@ -39,8 +40,11 @@ def write_video(model: mujoco.MjModel, qpos: torch.Tensor, fps: float, path: Pat
         raise UserError(f"video=True: MuJoCo Warp cannot render on {device}: {error}".splitlines()[0]) from None
     pose = wp.to_torch(data.qpos)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.mp4")  # ffmpeg picks the container from the extension
-    with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=16) as writer:
+    # ffmpeg picks the container from the extension, so the temporary file keeps .mp4
+    with (
+        atomic_path(path, suffix=".mp4") as tmp,
+        imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=16) as writer,
+    ):
         for frame in qpos:
             with wp.ScopedDevice(device):
                 pose.copy_(frame[None])
@@ -49,5 +53,4 @@ def write_video(model: mujoco.MjModel, qpos: torch.Tensor, fps: float, path: Pat
                 mjw.render(render_model, data, context)
                 mjw.get_rgb(context, 0, rgb)
             writer.append_data((np.clip(rgb.numpy()[0], 0.0, 1.0) * 255).astype(np.uint8))
-    tmp.replace(path)
     return path

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import resource
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import CPU, run_script
+from conftest import CPU, ROOT, run_script
 
 PLAY = ["task=Ant", "checkpoint=auto", "num_envs=8", *CPU, "num_episodes=8"]
 
@@ -173,6 +177,37 @@ def test_bad_input_gets_a_clear_line_and_changes_nothing(run, args, message):
     result = run_script("play.py", *PLAY, *args, cwd=run)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.relative_to(run) for p in (run / "runs").rglob("*.pth")) == before
+
+
+def test_a_checkpoint_from_elsewhere_plays_and_writes_only_under_runs(run, tmp_path):
+    elsewhere = tmp_path / "downloads"
+    elsewhere.mkdir()
+    (elsewhere / "policy.pth").write_bytes((run / "runs" / "Ant" / "nn" / "Ant.pth").read_bytes())
+    result = run_script(
+        "play.py", *PLAY[:1], f"checkpoint={elsewhere / 'policy.pth'}", *PLAY[2:], "export=jit", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["policy.pth"], "nothing lands beside the file"
+    assert len(list((tmp_path / "runs" / "Ant" / "play").glob("policy_*.json"))) == 1
+    assert (tmp_path / "runs" / "Ant" / "exported" / "policy.pt").is_file()
+
+
+def test_a_full_disk_when_writing_the_report_is_one_line_after_the_report(run, tmp_path):
+    def tiny_files() -> None:  # a report is about 1 kB
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "play.py"), *PLAY],
+        cwd=run,
+        capture_output=True,
+        text=True,
+        preexec_fn=tiny_files,
+        check=False,
+    )
+    assert result.returncode == 2 and "Play report: Ant" in result.stdout, result.stderr[-2000:]
+    assert re.search(r"error: cannot write \S+\.json\S*: File too large", result.stderr), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not list((run / "runs" / "Ant" / "play").glob(".*")), "no temporary file is left"
 
 
 def test_corrupt_checkpoint_is_refused_and_kept(run):
