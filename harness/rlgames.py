@@ -25,6 +25,9 @@ from harness.rollout import SyncFreeRollout
 from harness.train_loop import TrainLoop
 from harness.update import SyncFreeUpdate
 
+# rl_games' best mean reward before the run has one
+NO_BEST = -1000000000.0
+
 
 class RlGamesVecEnv(IVecEnv):
     """Hands a VecTask to rl_games unchanged: torch tensors on the device, obs as {'obs': tensor}."""
@@ -97,11 +100,22 @@ class HarnessAgent(TrainLoop, SyncFreeRollout, SyncFreeUpdate, A2CAgent):
         check_task(state, task_name, Path(fn))
         check_network(state["model"], self.model.state_dict(), Path(fn), task_name)
         self.set_full_state_weights(state, set_epoch=set_epoch)  # the learning rate and best reward too
+        self.last_mean_rewards = max(float(self.last_mean_rewards), self._recorded_best(Path(fn)))
         if self.global_rank == 0:
+            best = self.last_mean_rewards
+            best = f"best mean reward {best:.2f}" if best > NO_BEST else "no best checkpoint yet"
             print(
-                f"Resumed from {fn} at epoch {self.epoch_num} (frame {self.frame}, best mean reward "
-                f"{float(self.last_mean_rewards):.2f}, learning rate {self.last_lr:.2e})"
+                f"Resumed from {fn} at epoch {self.epoch_num} (frame {self.frame}, {best}, "
+                f"learning rate {self.last_lr:.2e})"
             )
+
+    def _recorded_best(self, resumed_from: Path) -> float:
+        """The best mean reward that this run's <experiment>.pth records (a resume from an older periodic
+        checkpoint must not forget it, or a worse policy would replace that file)."""
+        best = Path(self.nn_dir) / f"{self.config['name']}.pth"
+        if not best.is_file() or best.resolve() == resumed_from.resolve():
+            return NO_BEST
+        return float(load_checkpoint(best).get("last_mean_rewards", NO_BEST))
 
 
 def build_runner(params: dict, observer: AlgoObserver) -> Runner:

@@ -88,18 +88,18 @@ class TrainLoop:
         )  # fmt: skip
         if b_losses:
             self.writer.add_scalar("losses/bounds_loss", torch_ext.mean_list(b_losses).item(), frame)
-        finished = False
-        if self.game_rewards.current_size > 0:
-            finished = self._log_rewards_and_save(epoch, frame, total_time)
-        if self.max_epochs != -1 and epoch >= self.max_epochs:
+        won = self.game_rewards.current_size > 0 and self._log_rewards_and_save_best(epoch, frame, total_time)
+        ended = (self.max_epochs != -1 and epoch >= self.max_epochs) or (
+            self.max_frames != -1 and self.frame >= self.max_frames
+        )
+        # Every save_frequency epochs from the first on, whether or not an episode has ended yet (unlike rl_games,
+        # whose periodic saves wait for one); and at the end of the run.
+        if ended or (self.save_freq > 0 and epoch % self.save_freq == 0):
             self._save_periodic(epoch)
-            finished = True
-        if self.max_frames != -1 and self.frame >= self.max_frames:
-            self._save_periodic(epoch)
-            finished = True
-        return finished
+        return won or ended
 
-    def _log_rewards_and_save(self, epoch: int, frame: int, total_time: float) -> bool:
+    def _log_rewards_and_save_best(self, epoch: int, frame: int, total_time: float) -> bool:
+        """TensorBoard's reward curves; the best checkpoint; whether the reward passed score_to_win."""
         rewards, shaped = self.game_rewards.get_mean(), self.game_shaped_rewards.get_mean()
         lengths = self.game_lengths.get_mean()
         self.mean_rewards = rewards[0]
@@ -110,8 +110,6 @@ class TrainLoop:
                 self.writer.add_scalar(f"shaped_{name}/{axis}", shaped[i], x)
         for axis, x in (("step", frame), ("iter", epoch), ("time", total_time)):
             self.writer.add_scalar(f"episode_lengths/{axis}", lengths, x)
-        if self.save_freq > 0 and epoch % self.save_freq == 0:
-            self._save_periodic(epoch)
         if rewards[0] > self.last_mean_rewards and epoch >= self.save_best_after:
             self.last_mean_rewards = rewards[0]
             self.save(os.path.join(self.nn_dir, self.config["name"]))

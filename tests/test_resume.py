@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,6 +102,30 @@ def test_a_resumed_run_never_replaces_the_best_with_a_worse_policy(tmp_path):
     result = run_script("train.py", *BASE, "max_iterations=4", "checkpoint=auto", cwd=tmp_path)
     assert result.returncode == 0 and "saving next best" not in result.stdout
     assert (nn / "Ant.pth").read_bytes() == best_before
+
+
+def test_resuming_an_older_checkpoint_keeps_the_best_the_run_recorded(run, tmp_path):
+    shutil.copytree(run / "runs", tmp_path / "runs")
+    nn = tmp_path / "runs" / "Ant" / "nn"
+    best = torch.load(nn / "Ant.pth", weights_only=False)
+    best["last_mean_rewards"] = 1e6  # a best far above anything this tiny run reaches
+    torch.save(best, nn / "Ant.pth")
+    best_before = (nn / "Ant.pth").read_bytes()
+    older = next(nn.glob("last_Ant_ep_2_rew_*.pth")).relative_to(tmp_path)
+    result = run_script("train.py", *BASE, "max_iterations=4", f"checkpoint={older}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "at epoch 2 (frame 1024, best mean reward 1000000.00," in result.stdout
+    assert (nn / "Ant.pth").read_bytes() == best_before
+
+
+def test_periodic_checkpoints_do_not_wait_for_an_episode_to_end(tmp_path):
+    no_episode_ends = [*BASE, "task.env.episodeLength=1000", "train.params.config.save_frequency=1"]
+    result = run_script("train.py", *no_episode_ends, "max_iterations=3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = sorted(p.name for p in (tmp_path / "runs" / "Ant" / "nn").iterdir())
+    assert names == [f"last_Ant_ep_{epoch}_rew_-inf.pth" for epoch in (1, 2, 3)]
+    resumed = run_script("train.py", *no_episode_ends, "max_iterations=4", "checkpoint=auto", cwd=tmp_path)
+    assert "no best checkpoint yet" in resumed.stdout and "-1000000000" not in resumed.stdout
 
 
 def test_auto_starts_fresh_when_there_is_no_run(tmp_path):
