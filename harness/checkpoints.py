@@ -101,9 +101,10 @@ def load_checkpoint(path: Path) -> dict:
         state = _load_as_data(path)
     except Exception as error:  # torch.load raises many types for a damaged file
         refused = _REFUSED_GLOBAL.search(str(error))
-        if refused:
+        if refused or "Weights only load failed" in str(error):
+            what = refused["name"] if refused else "objects other than tensors and plain values"
             raise UserError(
-                f"{path} was not loaded: besides weights it holds {refused['name']}, which loading would run as "
+                f"{path} was not loaded: besides weights it holds {what}, which loading would run as "
                 "code; load only checkpoints you trust, written by rl_games or this project"
             ) from None
         raise UserError(

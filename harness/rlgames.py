@@ -11,7 +11,7 @@ from rl_games.common.algo_observer import AlgoObserver
 from rl_games.common.ivecenv import IVecEnv
 from rl_games.torch_runner import Runner
 
-from harness import distributed
+from harness import distributed, resume_state
 from harness.checkpoints import (
     check_network,
     check_task,
@@ -83,6 +83,7 @@ class HarnessAgent(TrainLoop, SyncFreeRollout, SyncFreeUpdate, A2CAgent):
         state["model"] = strip_compile_prefix(state["model"])
         # Plain Python only, so that weights_only loading (harness.checkpoints) takes it: rl_games keeps a numpy scalar.
         state["last_mean_rewards"] = float(state["last_mean_rewards"])
+        state["env_state"] = {**(state.get("env_state") or {}), **resume_state.capture(self)}
         path = checkpoint_path(fn)
         try:
             save_atomic(state, path)
@@ -100,6 +101,7 @@ class HarnessAgent(TrainLoop, SyncFreeRollout, SyncFreeUpdate, A2CAgent):
         check_task(state, task_name, Path(fn))
         check_network(state["model"], self.model.state_dict(), Path(fn), task_name)
         self.set_full_state_weights(state, set_epoch=set_epoch)  # the learning rate and best reward too
+        self.saved_episodes = state.get("env_state") or {}  # continued by train() (TrainLoop) once tensors exist
         self.last_mean_rewards = max(float(self.last_mean_rewards), self._recorded_best(Path(fn)))
         if self.global_rank == 0:
             best = self.last_mean_rewards

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from rl_games.algos_torch import torch_ext
 
-from harness import distributed
+from harness import distributed, resume_state
 from harness.errors import UserError
 
 
@@ -34,6 +34,7 @@ class TrainLoop:
     """
 
     stop_signal: int | None = None  # set by the signal handler; acted on at the end of the epoch
+    saved_episodes: dict = {}  # what restore() read from the checkpoint; never mutated, only replaced
 
     def train(self):
         try:
@@ -43,7 +44,8 @@ class TrainLoop:
 
     def _train_epochs(self):
         self.init_tensors()
-        self.obs = self.env_reset()
+        if not self._continue_saved_episodes():
+            self.obs = self.env_reset()
         self.curr_frames = self.batch_size_envs
         if self.multi_gpu:
             distributed.broadcast_(self.model)
@@ -70,6 +72,21 @@ class TrainLoop:
                 raise TrainingStopped(signum, self._save_now() if self.global_rank == 0 else None)
             if finished:
                 return self.last_mean_rewards, epoch
+
+    def _continue_saved_episodes(self) -> bool:
+        """After a resume, continue the checkpoint's episodes (worlds, running returns, RNGs) rather than reset
+        every world at once. With several ranks only rank 0's worlds are in the checkpoint: the others start anew."""
+        saved, self.saved_episodes = self.saved_episodes, {}
+        if not saved or self.global_rank != 0:
+            return False
+        if resume_state.restore(self, saved):
+            return True
+        if saved.get("env"):
+            print(
+                f"The checkpoint's episodes are of {saved['env'].get('num_envs')} envs, this run has "
+                f"{self.vec_env.env.num_envs}: every world starts a new episode"
+            )
+        return False
 
     def _weights_finite(self) -> bool:
         """One host sync: whether every weight is finite (a non-finite network is never saved)."""

@@ -128,6 +128,34 @@ def test_periodic_checkpoints_do_not_wait_for_an_episode_to_end(tmp_path):
     assert "no best checkpoint yet" in resumed.stdout and "-1000000000" not in resumed.stdout
 
 
+def test_a_resumed_run_ends_exactly_where_the_uninterrupted_one_does(tmp_path):
+    """6 epochs in one go, and 3 then resumed to 6: episodes straddle the epochs (24 steps, 16 an epoch)."""
+    same = [*BASE, "torch_deterministic=True", "train.params.config.save_frequency=3"]
+    for args in (["experiment=whole", "max_iterations=6"], ["experiment=split", "max_iterations=3"]):
+        assert run_script("train.py", *same, *args, cwd=tmp_path).returncode == 0
+    resumed = run_script("train.py", *same, "experiment=split", "max_iterations=6", "checkpoint=auto", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "every world starts a new episode" not in resumed.stdout
+    whole, split = (
+        load_checkpoint(next((tmp_path / "runs" / name / "nn").glob(f"last_{name}_ep_6_rew_*.pth")))
+        for name in ("whole", "split")
+    )
+    for name, value in whole["model"].items():  # weights and both normalizers' statistics
+        torch.testing.assert_close(split["model"][name], value, rtol=0, atol=1e-6, msg=name)
+    for key, state in whole["optimizer"]["state"].items():
+        torch.testing.assert_close(split["optimizer"]["state"][key]["exp_avg_sq"], state["exp_avg_sq"])
+    torch.testing.assert_close(split["env_state"]["env"]["sim"]["qpos"], whole["env_state"]["env"]["sim"]["qpos"])
+
+
+def test_resuming_with_another_num_envs_starts_new_episodes_and_says_so(run, tmp_path):
+    shutil.copytree(run / "runs", tmp_path / "runs")
+    other = [*BASE, "num_envs=16", "max_iterations=5", "checkpoint=auto"]
+    result = run_script("train.py", *other, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    said = "The checkpoint's episodes are of 32 envs, this run has 16: every world starts a new episode"
+    assert said in result.stdout
+
+
 def test_auto_starts_fresh_when_there_is_no_run(tmp_path):
     result = run_script("train.py", *BASE, "max_iterations=1", "checkpoint=auto", cwd=tmp_path)
     assert result.returncode == 0 and "no checkpoint in runs/Ant/nn, starting a new run" in result.stdout

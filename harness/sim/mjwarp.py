@@ -22,6 +22,10 @@ USED_SIM_KEYS = {"dt", "substeps", "up_axis", "gravity"}
 
 _WARP_STREAMS: dict[int, wp.Stream] = {}  # Warp's view of each torch stream a sim runs on
 
+# What a step reads of the steps before it (MuJoCo's state and the constraint solver's warm start): enough to
+# continue every world exactly; everything else a step computes afresh.
+STATE_FIELDS = ("time", "qpos", "qvel", "act", "qacc_warmstart")
+
 
 def load_mjcf(path: Path, sim_cfg: dict) -> mujoco.MjModel:
     """Load an MJCF file with the task's `sim` settings: timestep = dt / substeps, gravity; z is up."""
@@ -82,6 +86,15 @@ class MjWarpSim:
         # Recording ran the step once; start every world from the model's initial state.
         with wp.ScopedDevice(self._wp_device), self._scoped_stream():
             mjw.reset_data(self.model, self.data)
+
+    def get_state(self) -> dict[str, torch.Tensor]:
+        """Every world's state (STATE_FIELDS), copied to the CPU."""
+        return {name: wp.to_torch(getattr(self.data, name)).cpu() for name in STATE_FIELDS}
+
+    def set_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Put back what get_state() returned, in place (captured graphs keep reading the same arrays)."""
+        for name in STATE_FIELDS:
+            wp.to_torch(getattr(self.data, name)).copy_(state[name])
 
     # Warp launches stay outside the graphs torch.compile makes of a step (VecTask.set_step_mode(compiled=True)).
     @torch.compiler.disable

@@ -34,6 +34,7 @@ class Locomotion(VecTask):
     nconmax: int
     njmax: int
     angular_velocity_scale = 1.0
+    episode_buffers = (*VecTask.episode_buffers, "potentials", "prev_potentials")
 
     def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
         super().__init__(cfg, sim_device, rl_device)

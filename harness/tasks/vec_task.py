@@ -26,6 +26,9 @@ class VecTask:
     used_env_keys: frozenset[str] = frozenset()
     # Steps per episode where the config has no env.episodeLength (upstream hard-codes it for some tasks).
     default_episode_length: int | None = None
+    # The buffers a step reads from the one before, besides the simulator's state: what a checkpoint keeps so
+    # that a resume continues the same episodes. A task with more such buffers adds their names.
+    episode_buffers: tuple[str, ...] = ("obs_buf", "rew_buf", "reset_buf", "timeout_buf", "progress_buf", "actions")
 
     def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
         self.cfg = cfg
@@ -52,6 +55,20 @@ class VecTask:
         the task's tensor math fused by torch.compile or not. Default: a graph, no compile; benchmarks compare."""
         self.use_step_graph, self.compile_task_math = graph, compiled
         self._step_graph: torch.cuda.CUDAGraph | None = None
+
+    def get_state(self) -> dict:
+        """Every world's episode as it stands (simulator state and episode buffers), on the CPU."""
+        buffers = {name: getattr(self, name).detach().cpu() for name in self.episode_buffers}
+        return {"num_envs": self.num_envs, "buffers": buffers, "sim": self.sim.get_state()}
+
+    def set_state(self, state: dict) -> bool:
+        """Continue the episodes get_state() saved, in place; False (and nothing changed) if they do not fit."""
+        if state.get("num_envs") != self.num_envs or set(state.get("buffers", ())) != set(self.episode_buffers):
+            return False
+        for name, value in state["buffers"].items():
+            getattr(self, name).copy_(value)
+        self.sim.set_state(state["sim"])
+        return True
 
     def reset(self) -> dict[str, torch.Tensor]:
         """Start a new episode in every environment and return the first observations."""
