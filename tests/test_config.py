@@ -111,3 +111,15 @@ def test_minibatch_that_does_not_divide_the_batch_is_refused():
     cfg = prepare_config(compose_config("num_envs=10", "train.params.config.minibatch_size=64", *CPU))
     with pytest.raises(UserError, match="does not divide"):
         rl_games_params(cfg, "Ant")
+
+
+def test_a_num_envs_beyond_the_devices_free_memory_is_refused_with_the_estimate():
+    from harness.tasks import check_memory
+
+    check_memory("Ant", 4096, 76 * 1024, free_bytes=80 * 2**30, device="cuda:0")  # fits: nothing said
+    with pytest.raises(UserError) as refused:
+        check_memory("Ant", 2_000_000, 76 * 1024, free_bytes=80 * 2**30, device="cuda:0")
+    assert str(refused.value) == (
+        "num_envs=2000000 needs about 145.0 GiB on cuda:0 for Ant (about 76 KiB per env), "
+        "and 80.0 GiB are free: use num_envs=1103764 or fewer"
+    )

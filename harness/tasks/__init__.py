@@ -42,4 +42,21 @@ def make_task(task_cfg: dict, sim_device: str, rl_device: str):
         ignored.append("task.randomize")
     if ignored:
         print(f"MuJoCo Warp has no use for these {name} settings, which are ignored: {', '.join(ignored)}")
+    num_envs = int(task_cfg["env"]["numEnvs"])
+    if sim_device.startswith("cuda") and task_class.gpu_bytes_per_env:
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(sim_device)
+        check_memory(name, num_envs, task_class.gpu_bytes_per_env, free, sim_device)
     return task_class(task_cfg, sim_device, rl_device)
+
+
+def check_memory(task: str, num_envs: int, bytes_per_env: int, free_bytes: int, device: str) -> None:
+    """Refuse, before allocating, a num_envs whose worlds would not fit in the device's free memory."""
+    needed = num_envs * bytes_per_env
+    if needed > free_bytes:
+        raise UserError(
+            f"num_envs={num_envs} needs about {needed / 2**30:.1f} GiB on {device} for {task} (about "
+            f"{bytes_per_env // 1024} KiB per env), and {free_bytes / 2**30:.1f} GiB are free: use "
+            f"num_envs={free_bytes // bytes_per_env} or fewer"
+        )

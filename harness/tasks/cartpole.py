@@ -19,6 +19,7 @@ class Cartpole(VecTask):
     """4 observations (cart position and velocity, pole angle and angular velocity), 1 action (force on the cart)."""
 
     num_obs = 4
+    gpu_bytes_per_env = 7 * 1024  # 0.357 GiB at 512 envs, 0.381 GiB at 4096 (2026-11-24, H100)
     num_actions = 1
     default_episode_length = 500
     used_env_keys = frozenset({"numEnvs", "episodeLength", "resetDist", "maxEffort", "clipObservations", "clipActions"})

@@ -29,6 +29,9 @@ class VecTask:
     # The buffers a step reads from the one before, besides the simulator's state: what a checkpoint keeps so
     # that a resume continues the same episodes. A task with more such buffers adds their names.
     episode_buffers: tuple[str, ...] = ("obs_buf", "rew_buf", "reset_buf", "timeout_buf", "progress_buf", "actions")
+    # GPU memory that training takes per added env (physics, buffers, rollout storage), measured on an H100 with
+    # bench/throughput.py: lets a num_envs that cannot fit be refused before anything is allocated. 0: unknown.
+    gpu_bytes_per_env: int = 0
 
     def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
         self.cfg = cfg
