@@ -100,16 +100,17 @@ def load_checkpoint(path: Path) -> dict:
     try:
         state = _load_as_data(path)
     except Exception as error:  # torch.load raises many types for a damaged file
-        refused = _REFUSED_GLOBAL.search(str(error))
-        if refused or "Weights only load failed" in str(error):
-            what = refused["name"] if refused else "objects other than tensors and plain values"
+        refused = _REFUSED.search(str(error))
+        if refused:
+            what = refused["name"] or refused["object"]
             raise UserError(
-                f"{path} was not loaded: besides weights it holds {what}, which loading would run as "
-                "code; load only checkpoints you trust, written by rl_games or this project"
+                f"{path} was not loaded: besides weights it holds {what}, which loading would run as code; "
+                "load only checkpoints you trust, written by rl_games or this project"
             ) from None
-        raise UserError(
-            f"{path} is not a readable checkpoint (truncated or corrupt?): {error}".splitlines()[0]
-        ) from None
+        # torch's weights-only message opens with advice to load unsafely; what went wrong is on a later line.
+        cause = re.search(r"WeightsUnpickler error:\s*(\S.*)", str(error))
+        detail = cause[1] if cause else str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"{path} is not a readable checkpoint (truncated or corrupt?): {detail}") from None
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{path} is not an rl_games checkpoint: it has no 'model' weights")
     return state
@@ -124,8 +125,12 @@ def _load_as_data(path: Path):
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-# torch's message when weights_only meets a global it does not allow: "... GLOBAL posix.system was not ..."
-_REFUSED_GLOBAL = re.compile(r"GLOBAL (?P<name>[\w.]+)")
+# torch's messages when weights_only meets what it does not allow (rather than a damaged file): a global
+# ("GLOBAL posix.system was not an allowed global"), or an object to build or call ("but got <class '...'>").
+_REFUSED = re.compile(
+    r"GLOBAL (?P<name>[\w.]+)"
+    r"|(?:Can only build|Can only create new object|Trying to call reduce)[^<]*<(?P<object>[^>]+)>"
+)
 
 
 def _allowed_globals() -> list:

@@ -112,8 +112,9 @@ def test_corrupt_and_truncated_files_are_user_errors(tmp_path):
     foreign = tmp_path / "foreign.pth"
     torch.save({"weights": 1}, foreign)
     for path in (truncated, garbage, foreign):
-        with pytest.raises(UserError, match=str(path.name)):
+        with pytest.raises(UserError, match=str(path.name)) as refused:
             load_checkpoint(path)
+        assert "weights_only" not in str(refused.value), "no advice to load a file unsafely"
     assert good.read_bytes() and truncated.exists() and garbage.exists(), "nothing is deleted"
 
 
