@@ -83,14 +83,23 @@ def test_same_seed_same_first_rollout():
 
 
 def test_reward_follows_the_upstream_terms(ant):
-    """Standing still and upright at the start: alive 0.5 + up 0.1 + heading 0.5 minus costs, no progress."""
-    ant.reset()
-    obs, reward, _, _ = ant.step(torch.zeros(8, 8))
-    o = obs["obs"]
-    expected = 0.5 + torch.where(o[:, 10] > 0.93, 0.1, 0.0) + torch.where(o[:, 11] > 0.8, 0.5, 0.5 * o[:, 11] / 0.8)
-    expected -= 0.1 * (o[:, 12:20].abs() > 0.99).sum(-1)
-    progress = reward - expected
-    assert progress.abs().max() < 1.0, "with zero actions only the small progress term remains"
+    """Each of upstream's terms (Ant.yaml's scales) computed by hand, one changed per env; every term counts."""
+    obs = ant.obs_buf
+    obs.zero_()
+    obs[:, 0], obs[:, 10], obs[:, 11] = 0.5, 1.0, 1.0  # torso above terminationHeight, upright, facing the target
+    ant.prev_potentials.fill_(-10.0)
+    ant.potentials.fill_(-9.0)  # progress 1 towards the target
+    ant.actions.zero_()
+    obs[1, 12] = 1.0  # a joint at its limit: jointsAtLimitCost 0.1
+    ant.actions[2, 0], obs[2, 20] = 1.0, 0.5  # pushing while moving: actionsCost 0.005 x 1 + energyCost 0.05 x 0.5
+    obs[3, 10], obs[3, 11] = 0.9, 0.4  # leaning (no up bonus), heading off: headingWeight 0.5 x 0.4 / 0.8
+    obs[4, 0] = 0.3  # below terminationHeight 0.31: deathCost replaces the reward
+    fell = ant.compute_reward()
+    full = 1.0 + 0.5 + 0.1 + 0.5  # progress + alive + up + heading
+    expected = torch.tensor([full, full - 0.1, full - 0.005 - 0.025, 1.0 + 0.5 + 0.25, -2.0, full, full, full])
+    assert torch.allclose(ant.rew_buf, expected, atol=1e-6)
+    assert fell.tolist() == [False] * 4 + [True] + [False] * 3
+    ant.reset()  # leave the shared env as the other tests expect it
 
 
 def test_compile_task_steps_as_the_eager_task():
