@@ -22,7 +22,7 @@ from harness.checkpoints import (
     periodic_epoch_and_reward,
     resolve_checkpoint,
 )
-from harness.config import given_on_command_line, prepare_config
+from harness.config import given_on_command_line, prepare_config, say_unsupported
 from harness.errors import UserError
 from harness.runs import RUNS_DIR, experiment_name, write_text_atomic
 from harness.tasks import make_env
@@ -43,6 +43,7 @@ def run_play(cfg: DictConfig) -> dict:
     state = load_checkpoint(choice.path)
     run_dir = _run_dir_of(choice.path)
     cfg = prepare_config(_run_config(cfg, run_dir))
+    say_unsupported(cfg)
     check_task(state, cfg.task_name, choice.path)
     if cfg.video and cfg.physics_engine != "mjwarp":
         raise UserError(

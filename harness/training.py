@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import distributed
 from harness.checkpoints import check_task, load_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
-from harness.config import global_rank, prepare_config
+from harness.config import global_rank, prepare_config, say_unsupported
 from harness.errors import UserError
 from harness.progress import ProgressObserver
 from harness.rlgames import HarnessAgent, build_runner, register_env
@@ -39,6 +39,8 @@ def run_train(cfg: DictConfig) -> None:
         run_play(cfg)
         return
     cfg = prepare_config(cfg)
+    if global_rank() == 0:
+        say_unsupported(cfg)
     if cfg.multi_gpu:
         distributed.init_process_group(cfg.rl_device)
     try:

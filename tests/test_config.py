@@ -123,3 +123,14 @@ def test_a_num_envs_beyond_the_devices_free_memory_is_refused_with_the_estimate(
         "num_envs=2000000 needs about 145.0 GiB on cuda:0 for Ant (about 76 KiB per env), "
         "and 80.0 GiB are free: use num_envs=1103764 or fewer"
     )
+
+
+def test_isaacgymenvs_keys_not_acted_on_yet_are_named_not_ignored(capsys):
+    from harness.config import say_unsupported
+
+    say_unsupported(compose_config(*CPU))
+    assert capsys.readouterr().out == "", "nothing is said of keys left at their defaults"
+    say_unsupported(compose_config("wandb_activate=True", "capture_video=True", "sigma=0.5", *CPU))
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["wandb_activate=True", "capture_video=True", "sigma=0.5"]
+    assert all(line.endswith("is not supported yet; the run goes on without it") for line in lines)
