@@ -51,10 +51,26 @@ def world_size() -> int:
 
 def average_(tensor: torch.Tensor) -> torch.Tensor:
     """Replace `tensor` by its mean over the ranks, in place, without waiting for it."""
-    if dist.is_initialized():
+    if not dist.is_initialized():
+        return tensor
+    if dist.get_backend() == dist.Backend.NCCL:  # one kernel: NCCL divides as it reduces
+        dist.all_reduce(tensor, op=dist.ReduceOp.AVG)
+    else:  # gloo has no AVG
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor.div_(dist.get_world_size())
     return tensor
+
+
+def average_gradients_(parameters) -> None:
+    """Average the parameters' gradients over the ranks: one flat buffer, one all-reduce, and the gradients
+    then made views of that buffer, so that nothing is copied back (rl_games divides and copies tensor by
+    tensor: two kernels a tensor, in every minibatch step)."""
+    parameters = [p for p in parameters if p.grad is not None]
+    if not parameters or not dist.is_initialized():
+        return
+    flat = average_(torch.cat([p.grad.reshape(-1) for p in parameters]))
+    for p, grad in zip(parameters, flat.split([p.numel() for p in parameters]), strict=True):
+        p.grad = grad.view_as(p)
 
 
 def broadcast_(module: torch.nn.Module) -> None:

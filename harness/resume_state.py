@@ -37,7 +37,8 @@ def restore(agent, state: dict) -> bool:
         return False
     for name in _AGENT_BUFFERS:
         getattr(agent, name).copy_(state["agent"][name])
-    agent.obs = agent.obs_to_tensors({"obs": state["agent"]["obs"]})  # as env_reset() would (rl_games notes tensors)
+    # on the agent's device, as env_reset() gives them (obs_to_tensors leaves a tensor where it is)
+    agent.obs = agent.obs_to_tensors({"obs": state["agent"]["obs"].to(agent.ppo_device)})
     for name, (mean, size) in state["meters"].items():
         meter = getattr(agent, name)
         meter.mean, meter.current_size = mean.to(meter.mean.device), size

@@ -117,6 +117,17 @@ class SyncFreeUpdate:
         scalars = (a_loss, c_loss, entropy, kl, b_loss, lr_used)
         return torch.stack([t.detach().float().reshape(()) for t in scalars]), mu, sigma
 
+    def trancate_gradients_and_step(self) -> None:
+        """rl_games' optimizer step (its method's name), with the gradients averaged over ranks in one flat
+        all-reduce whose buffer the gradients then are (harness.distributed.average_gradients_)."""
+        if self.multi_gpu:
+            distributed.average_gradients_(self.model.parameters())
+        if self.truncate_grads:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
     def _adaptive_lr(self) -> bool:
         return isinstance(self.scheduler, AdaptiveScheduler)
 
