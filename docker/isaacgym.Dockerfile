@@ -3,19 +3,21 @@
 #   docker build -f docker/isaacgym.Dockerfile -t harness-isaacgym .
 #   docker run --gpus all -v "$PWD/runs:/workspace/runs" harness-isaacgym \
 #       python train.py task=Ant physics_engine=physx headless=True
-FROM nvidia/cuda:12.1.1-runtime-ubuntu20.04
+# The `system` stage needs no tarball: docker/smoke.sh builds it (on a local Ubuntu 20.04 as BASE_IMAGE).
+ARG BASE_IMAGE=nvidia/cuda:12.1.1-runtime-ubuntu20.04
+FROM ${BASE_IMAGE} AS system
 
-ARG ISAACGYM_TARBALL=IsaacGym_Preview_4_Package.tar.gz
 ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics \
     DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 
-# Isaac Gym binds Python 3.6-3.8: Ubuntu 20.04's Python 3.8. Vulkan and GL libraries for its renderer.
+# Isaac Gym binds Python 3.6-3.8: Ubuntu 20.04's Python 3.8 (venv's ensurepip needs python3-distutils there).
+# Vulkan and GL libraries for its renderer.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3.8 python3.8-venv python3.8-dev git \
+    && apt-get install -y --no-install-recommends python3.8 python3.8-venv python3-distutils python3.8-dev git \
        libvulkan1 libegl1 libgl1 libglib2.0-0 libgomp1 tini \
     && rm -rf /var/lib/apt/lists/* \
     && python3.8 -m venv /opt/venv \
@@ -23,6 +25,8 @@ RUN apt-get update \
     && mkdir -p /workspace/runs \
     && chown -R harness:harness /workspace
 
+FROM system AS isaacgym
+ARG ISAACGYM_TARBALL=IsaacGym_Preview_4_Package.tar.gz
 # Isaac Gym from the tarball, then IsaacGymEnvs (the tasks) and this project's dependencies, in versions that
 # still support Python 3.8 (README: Isaac Gym).
 # The tarball is bind-mounted for this step only (BuildKit), so no layer keeps a copy of NVIDIA's download.

@@ -67,3 +67,9 @@ def test_the_kernel_cache_belongs_to_the_image_user_and_no_one_else():
 def test_the_isaac_gym_tarball_is_used_without_staying_in_a_layer():
     assert "COPY ${ISAACGYM_TARBALL}" not in ISAACGYM_DOCKERFILE
     assert re.search(r"RUN --mount=type=bind,source=\$\{ISAACGYM_TARBALL\}", ISAACGYM_DOCKERFILE)
+
+
+def test_the_base_image_is_nvidias_cuda_runtime_unless_a_build_argument_says_otherwise():
+    """docker/smoke.sh builds the same file on a local Debian; users get the CUDA image."""
+    assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:\S+-runtime-ubuntu24\.04$", DOCKERFILE, re.M)
+    assert "FROM ${BASE_IMAGE}" in INSTRUCTIONS and "ARG PYTHON=python3.12" in INSTRUCTIONS
