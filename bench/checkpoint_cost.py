@@ -62,9 +62,9 @@ def trained_agent(args: argparse.Namespace):
     from hydra import compose, initialize_config_dir
 
     from harness.config import prepare_config
-    from harness.progress import ProgressObserver
     from harness.resolvers import register_resolvers
-    from harness.rlgames import build_runner, register_env
+    from harness.rl.agent import build_runner, register_env
+    from harness.rl.progress import ProgressObserver
     from harness.tasks import make_env
     from harness.training import rl_games_params
 
@@ -89,8 +89,8 @@ def measure(agent, repeats: int) -> dict[str, float]:
     """Median seconds of a save with and without the env state, and of capturing it; the files' sizes."""
     import torch
 
-    from harness import resume_state
     from harness.checkpoints import checkpoint_path, save_atomic
+    from harness.rl import resume_state
 
     def timed(action) -> float:
         times = []

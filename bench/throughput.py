@@ -142,8 +142,8 @@ def measure_training(cfg) -> dict:
     from omegaconf import OmegaConf
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from harness.progress import ProgressObserver
-    from harness.rlgames import build_runner, register_env
+    from harness.rl.agent import build_runner, register_env
+    from harness.rl.progress import ProgressObserver
     from harness.tasks import make_task
     from harness.training import rl_games_params
 

@@ -69,8 +69,10 @@ def average_gradients_(parameters) -> None:
     if not parameters or not dist.is_initialized():
         return
     flat = average_(torch.cat([p.grad.reshape(-1) for p in parameters]))
-    for p, grad in zip(parameters, flat.split([p.numel() for p in parameters]), strict=True):
-        p.grad = grad.view_as(p)
+    offset = 0
+    for p in parameters:
+        p.grad = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
 
 
 def broadcast_(module: torch.nn.Module) -> None:

@@ -12,7 +12,6 @@ import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from rl_games.torch_runner import Runner
 
 from harness.checkpoints import (
     Checkpoint,
@@ -24,6 +23,7 @@ from harness.checkpoints import (
 )
 from harness.config import given_on_command_line, prepare_config, say_unsupported
 from harness.errors import UserError
+from harness.rl.seam import Runner
 from harness.runs import RUNS_DIR, experiment_name, write_text_atomic
 from harness.tasks import make_env
 

@@ -16,8 +16,9 @@ from harness import distributed
 from harness.checkpoints import check_task, load_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
 from harness.config import global_rank, prepare_config, say_unsupported
 from harness.errors import UserError
-from harness.progress import ProgressObserver
-from harness.rlgames import HarnessAgent, build_runner, register_env
+from harness.rl.agent import HarnessAgent, build_runner, register_env
+from harness.rl.progress import ProgressObserver
+from harness.rl.train_loop import TrainingStopped
 from harness.runs import (
     RUNS_DIR,
     RunLock,
@@ -28,7 +29,6 @@ from harness.runs import (
     sweep_temporary_files,
 )
 from harness.tasks import make_env
-from harness.train_loop import TrainingStopped
 
 
 def run_train(cfg: DictConfig) -> None:

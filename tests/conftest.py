@@ -49,8 +49,8 @@ def make_agent(*overrides: str, seed: int = 0):
 
     from harness import distributed
     from harness.config import prepare_config
-    from harness.progress import ProgressObserver
-    from harness.rlgames import build_runner, register_env
+    from harness.rl.agent import build_runner, register_env
+    from harness.rl.progress import ProgressObserver
     from harness.tasks import make_env
     from harness.training import rl_games_params
 

@@ -77,7 +77,7 @@ def test_time_outs_reach_rl_games_unchanged():
         from isaacgymenvs import DoubleVecTask
     finally:
         sys.path.remove(str(DOUBLE))
-    from harness.rlgames import RlGamesVecEnv, register_env
+    from harness.rl.agent import RlGamesVecEnv, register_env
 
     register_env(lambda: DoubleVecTask({"name": "Ant"}, 4, "cpu"))
     env = RlGamesVecEnv("rlgpu", 4)

@@ -38,7 +38,7 @@ def run(tmp_path_factory):
 
 def make_agent(workdir, monkeypatch, *overrides):
     """rl_games' agent as train.py builds it, in this process."""
-    from harness.rlgames import build_runner, register_env
+    from harness.rl.agent import build_runner, register_env
     from harness.tasks import make_task
     from harness.training import rl_games_params
 

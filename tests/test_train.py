@@ -137,7 +137,7 @@ def test_config_yaml_records_what_ran_and_rebuilds_rl_games_agent(trained, tmp_p
     from omegaconf import OmegaConf
     from rl_games.torch_runner import Runner
 
-    from harness.rlgames import register_env
+    from harness.rl.agent import register_env
     from harness.tasks import make_task
 
     workdir, result = trained

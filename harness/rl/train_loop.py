@@ -8,10 +8,11 @@ import signal
 from pathlib import Path
 
 import torch
-from rl_games.algos_torch import torch_ext
 
-from harness import distributed, resume_state
+from harness import distributed
 from harness.errors import UserError
+from harness.rl import resume_state
+from harness.rl.seam import torch_ext
 
 
 class TrainingStopped(Exception):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 import torch
-from rl_games.algos_torch.models import ModelA2CContinuousLogStd
-from rl_games.common.a2c_common import swap_and_flatten01
 
 from harness import graphs
+from harness.rl.seam import ModelA2CContinuousLogStd, swap_and_flatten01
 
 
 class SyncFreeRollout:

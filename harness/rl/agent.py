@@ -5,13 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rl_games.algos_torch.a2c_continuous import A2CAgent
-from rl_games.common import env_configurations, vecenv
-from rl_games.common.algo_observer import AlgoObserver
-from rl_games.common.ivecenv import IVecEnv
-from rl_games.torch_runner import Runner
-
-from harness import distributed, resume_state
+from harness import distributed
 from harness.checkpoints import (
     check_network,
     check_task,
@@ -21,9 +15,11 @@ from harness.checkpoints import (
     strip_compile_prefix,
 )
 from harness.errors import UserError
-from harness.rollout import SyncFreeRollout
-from harness.train_loop import TrainLoop
-from harness.update import SyncFreeUpdate
+from harness.rl import resume_state
+from harness.rl.rollout import SyncFreeRollout
+from harness.rl.seam import A2CAgent, AlgoObserver, IVecEnv, Runner, env_configurations, vecenv
+from harness.rl.train_loop import TrainLoop
+from harness.rl.update import SyncFreeUpdate
 
 # rl_games' best mean reward before the run has one
 NO_BEST = -1000000000.0

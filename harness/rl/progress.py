@@ -6,7 +6,8 @@ import time
 from datetime import timedelta
 
 import torch
-from rl_games.common.algo_observer import AlgoObserver
+
+from harness.rl.seam import AlgoObserver
 
 
 class ProgressObserver(AlgoObserver):

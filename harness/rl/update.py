@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import torch
-from rl_games.algos_torch import torch_ext
-from rl_games.common.schedulers import AdaptiveScheduler
 
 from harness import distributed, graphs
-from harness.rollout import SyncFreeRollout
+from harness.rl.rollout import SyncFreeRollout
+from harness.rl.seam import AdaptiveScheduler, torch_ext
 
 # Minibatch steps run eagerly before the capture: they create the optimizer's and the scaler's state.
 EAGER_MINIBATCHES = 2
+
+
+class MinibatchStats(NamedTuple):
+    """What one PPO minibatch step reports (0-d tensors on the device): rl_games' losses, and the rate it used."""
+
+    actor_loss: torch.Tensor
+    critic_loss: torch.Tensor
+    entropy: torch.Tensor
+    kl: torch.Tensor
+    bounds_loss: torch.Tensor
+    lr: torch.Tensor
 
 
 class SyncFreeUpdate:
@@ -53,9 +64,9 @@ class SyncFreeUpdate:
             epoch_kls = []
             for i in range(len(self.dataset)):
                 stats.append(self._train_minibatch(self.dataset[i]))
-                epoch_kls.append(stats[-1][3])
+                epoch_kls.append(stats[-1].kl)
                 if self.schedule_type == "legacy" and not self._adaptive_lr():
-                    self._host_schedule(stats[-1][3])
+                    self._host_schedule(stats[-1].kl)
             kl = torch_ext.mean_list(epoch_kls)
             if self.schedule_type == "standard":  # (legacy: each minibatch's KL was averaged over ranks already)
                 distributed.average_(kl)
@@ -73,25 +84,25 @@ class SyncFreeUpdate:
             self.record_finished_episodes()
         # The update's one read of the device: the rate it ends with, and the one its last minibatch used
         # (what rl_games logs as info/last_lr).
-        self.last_lr, last_used_lr = torch.stack([self._lr, stats[-1][5]]).tolist()
+        self.last_lr, last_used_lr = torch.stack([self._lr, stats[-1].lr]).tolist()
         update_end = time.perf_counter()
-        b_losses = [s[4] for s in stats] if self.bounds_loss_coef is not None else []
+        b_losses = [s.bounds_loss for s in stats] if self.bounds_loss_coef is not None else []
         return (
             batch_dict["step_time"],
             update_start - play_start,
             update_end - update_start,
             update_end - play_start,
-            [s[0] for s in stats],  # actor losses
-            [s[1] for s in stats],  # critic losses
+            [s.actor_loss for s in stats],
+            [s.critic_loss for s in stats],
             b_losses,
-            [s[2] for s in stats],  # entropies
+            [s.entropy for s in stats],
             kls,
             last_used_lr,
             1.0,
         )
 
-    def _train_minibatch(self, minibatch: dict) -> tuple[torch.Tensor, ...]:
-        """One PPO step on a minibatch: (actor loss, critic loss, entropy, KL, bounds loss, rate used)."""
+    def _train_minibatch(self, minibatch: dict) -> MinibatchStats:
+        """One PPO step on a minibatch."""
         if self._use_graph(minibatch):
             for key, static in self._static_minibatch.items():
                 static.copy_(minibatch[key])
@@ -101,7 +112,7 @@ class SyncFreeUpdate:
             stats, mu, sigma = self._minibatch_step(minibatch)
             self._eager_minibatches += 1
         self.dataset.update_mu_sigma(mu, sigma)
-        return stats.clone().unbind()  # the graph's outputs are overwritten by its next replay
+        return MinibatchStats(*stats.clone().unbind())  # the graph's outputs are overwritten by its next replay
 
     def _minibatch_step(self, minibatch: dict):
         """rl_games' own minibatch step, then the legacy schedule's learning-rate update on the device."""
@@ -114,7 +125,7 @@ class SyncFreeUpdate:
             distributed.average_(kl)  # every rank adapts its learning rate alike
             if self._adaptive_lr():
                 self._device_schedule(kl)
-        scalars = (a_loss, c_loss, entropy, kl, b_loss, lr_used)
+        scalars = MinibatchStats(a_loss, c_loss, entropy, kl, b_loss, lr_used)
         return torch.stack([t.detach().float().reshape(()) for t in scalars]), mu, sigma
 
     def trancate_gradients_and_step(self) -> None:

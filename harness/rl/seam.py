@@ -1,0 +1,144 @@
+"""The seam to rl_games: what of rl_games this project relies on, for the versions it supports.
+
+Users' train YAMLs and checkpoints are rl_games', so rl_games stays the agent: its Runner, its continuous PPO
+(losses, dataset, schedules, logging) and its checkpoint layout. The project's fast path replaces some of the
+agent's methods (REPLACED) and reads or sets some of its attributes (USED). Every module imports rl_games
+through here, so an rl_games upgrade touches this file: read its changes against both lists, run
+`tests/test_seam.py` (it fails when a replaced method or a used attribute is gone) and add the version.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from harness.errors import UserError
+
+SUPPORTED_VERSIONS = ("1.6.5",)
+
+
+def check_version() -> None:
+    """One line, not a traceback, when the installed rl_games is not one this project was built against."""
+    try:
+        installed = metadata.version("rl-games")
+    except metadata.PackageNotFoundError:
+        installed = None
+    if installed not in SUPPORTED_VERSIONS:
+        found = f"rl_games {installed} is installed" if installed else "rl_games is not installed"
+        raise UserError(
+            f"{found}; this harness supports rl-games {', '.join(SUPPORTED_VERSIONS)}: pip install -r requirements.txt"
+        )
+
+
+check_version()
+
+# ruff: noqa: E402 (the version is checked before rl_games is imported)
+from rl_games.algos_torch import torch_ext
+from rl_games.algos_torch.a2c_continuous import A2CAgent
+from rl_games.algos_torch.models import ModelA2CContinuousLogStd
+from rl_games.common import env_configurations, vecenv
+from rl_games.common.a2c_common import swap_and_flatten01
+from rl_games.common.algo_observer import AlgoObserver
+from rl_games.common.ivecenv import IVecEnv
+from rl_games.common.schedulers import AdaptiveScheduler
+from rl_games.torch_runner import Runner
+
+__all__ = [
+    "A2CAgent",
+    "AdaptiveScheduler",
+    "AlgoObserver",
+    "IVecEnv",
+    "ModelA2CContinuousLogStd",
+    "Runner",
+    "env_configurations",
+    "swap_and_flatten01",
+    "torch_ext",
+    "vecenv",
+]
+
+# Methods of rl_games' A2CAgent that harness.rl.agent.HarnessAgent replaces, and by what. Should rl_games rename
+# one, the replacement would silently never run: tests/test_seam.py checks that each still exists there.
+REPLACED = {
+    "train": "train_loop.TrainLoop: the epoch loop, for one process or several ranks",
+    "train_epoch": "update.SyncFreeUpdate: the update without a host sync per minibatch, a CUDA graph a step",
+    "trancate_gradients_and_step": "update.SyncFreeUpdate: gradients averaged over ranks in one flat all-reduce",
+    "get_full_state_weights": "update.SyncFreeUpdate: the learning rate saved as a plain number",
+    "set_full_state_weights": "update.SyncFreeUpdate: the learning rate back on the device",
+    "play_steps": "rollout.SyncFreeRollout: the rollout without a host sync per step",
+    "get_action_values": "rollout.SyncFreeRollout: action sampling as a CUDA graph",
+    "save": "agent.HarnessAgent: atomic, plain-data checkpoints with the episodes in progress",
+    "restore": "agent.HarnessAgent: checked, data-only loading; the best reward the run reached",
+}
+
+# Attributes and methods of rl_games' agent that this project's code reads, sets or calls, beyond REPLACED.
+USED = [
+    "_preproc_obs",
+    "algo_observer",
+    "batch_size",
+    "batch_size_envs",
+    "bounds_loss_coef",
+    "calc_gradients",
+    "cast_obs",
+    "config",
+    "critic_coef",
+    "curr_frames",
+    "current_lengths",
+    "current_rewards",
+    "current_shaped_rewards",
+    "dataset",
+    "diagnostics",
+    "discount_values",
+    "dones",
+    "e_clip",
+    "entropy_coef",
+    "env_reset",
+    "env_step",
+    "epoch_num",
+    "experience_buffer",
+    "frame",
+    "game_lengths",
+    "game_rewards",
+    "game_shaped_rewards",
+    "gamma",
+    "get_values",
+    "grad_norm",
+    "has_central_value",
+    "horizon_length",
+    "init_tensors",
+    "is_rnn",
+    "last_lr",
+    "last_mean_rewards",
+    "max_epochs",
+    "max_frames",
+    "mean_rewards",
+    "mini_epochs_num",
+    "model",
+    "multi_gpu",
+    "nn_dir",
+    "normalize_input",
+    "num_agents",
+    "obs",
+    "obs_to_tensors",
+    "optimizer",
+    "ppo_device",
+    "prepare_dataset",
+    "rewards_shaper",
+    "rnn_states",
+    "save_best_after",
+    "save_freq",
+    "scaler",
+    "schedule_type",
+    "scheduler",
+    "set_eval",
+    "set_train",
+    "tensor_list",
+    "train_result",
+    "truncate_grads",
+    "update_epoch",
+    "update_list",
+    "use_action_masks",
+    "value_bootstrap",
+    "value_size",
+    "vec_env",
+    "write_stats",
+    "writer",
+]
