@@ -63,10 +63,8 @@ def trained_agent(args: argparse.Namespace):
 
     from harness.config import prepare_config
     from harness.resolvers import register_resolvers
-    from harness.rl.agent import build_runner, register_env
     from harness.rl.progress import ProgressObserver
-    from harness.tasks import make_env
-    from harness.training import rl_games_params
+    from harness.rl.trainer import build_trainer, create_agent, rl_games_params
 
     register_resolvers()
     overrides = [f"task={args.task}", f"num_envs={args.num_envs}", f"sim_device={args.device}"]
@@ -74,12 +72,7 @@ def trained_agent(args: argparse.Namespace):
     with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
         cfg = prepare_config(compose("config", overrides=overrides))
     os.chdir(tempfile.mkdtemp())  # the run folder goes here, not into the repo
-    register_env(lambda: make_env(cfg))
-    runner = build_runner(rl_games_params(cfg, "checkpoint_cost"), ProgressObserver())
-    agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)
-    agent.algo_observer.after_init(agent)
-    agent.init_tensors()
-    agent.obs = agent.env_reset()
+    agent = create_agent(build_trainer(cfg, rl_games_params(cfg, "checkpoint_cost"), [ProgressObserver()]))
     for _ in range(args.epochs):
         agent.train_epoch()
     return agent

@@ -42,10 +42,8 @@ def main() -> None:
     from harness import distributed
     from harness.config import prepare_config
     from harness.resolvers import register_resolvers
-    from harness.rl.agent import build_runner, register_env
     from harness.rl.progress import ProgressObserver
-    from harness.tasks import make_env
-    from harness.training import rl_games_params
+    from harness.rl.trainer import build_trainer, rl_games_params
 
     register_resolvers()
     overrides = [f"task={args.task}", f"num_envs={args.num_envs}", f"max_iterations={args.warmup + args.epochs}"]
@@ -58,7 +56,6 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out.resolve()
     os.chdir(tempfile.mkdtemp())  # the run folder goes here, not into the repo
-    register_env(lambda: make_env(cfg))
 
     epoch_ends: list[float] = []
     profiler = profile(
@@ -74,7 +71,7 @@ def main() -> None:
             epoch_ends.append(time.perf_counter())
             profiler.step()
 
-    runner = build_runner(rl_games_params(cfg, "profile"), EpochProfiler())
+    runner = build_trainer(cfg, rl_games_params(cfg, "profile"), [EpochProfiler()])
     with profiler:
         runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
     reporting = distributed.rank() == 0

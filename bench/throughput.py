@@ -139,18 +139,13 @@ def compare_graph_with_eager(task) -> float:
 
 def measure_training(cfg) -> dict:
     """End-to-end PPO env steps/s and where an epoch's time goes; medians of the epochs after two warm-up ones."""
-    from omegaconf import OmegaConf
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from harness.rl.agent import build_runner, register_env
     from harness.rl.progress import ProgressObserver
-    from harness.tasks import make_task
-    from harness.training import rl_games_params
+    from harness.rl.trainer import build_trainer, rl_games_params
 
-    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     observer = ProgressObserver()
-    register_env(lambda: make_task(task_cfg, cfg.sim_device, cfg.rl_device))
-    runner = build_runner(rl_games_params(cfg, "bench"), observer)
+    runner = build_trainer(cfg, rl_games_params(cfg, "bench"), [observer])
     runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
     observer.algo.writer.flush()
     scalars = EventAccumulator("runs/bench/summaries")

@@ -10,15 +10,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from harness import distributed
 from harness.checkpoints import check_task, load_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
 from harness.config import global_rank, prepare_config, say_unsupported
 from harness.errors import UserError
-from harness.rl.agent import HarnessAgent, build_runner, register_env
+from harness.rl.agent import HarnessAgent
 from harness.rl.progress import ProgressObserver
 from harness.rl.train_loop import TrainingStopped
+from harness.rl.trainer import build_trainer, rl_games_params
 from harness.runs import (
     RUNS_DIR,
     RunLock,
@@ -28,7 +29,6 @@ from harness.runs import (
     prepare_run_dir,
     sweep_temporary_files,
 )
-from harness.tasks import make_env
 
 
 def run_train(cfg: DictConfig) -> None:
@@ -91,8 +91,7 @@ def _start_and_train(cfg: DictConfig, experiment: str, checkpoint: Path | None, 
         append_config_history(cfg, experiment, write=global_rank() == 0)
     else:
         prepare_run_dir(cfg, experiment, write=global_rank() == 0)
-    register_env(lambda: make_env(cfg))
-    runner = build_runner(params, observer)
+    runner = build_trainer(cfg, params, [observer])
     if global_rank() == 0:
         ranks = f" x {distributed.world_size()} ranks" if cfg.multi_gpu else ""
         envs = cfg.task.env.numEnvs
@@ -127,46 +126,6 @@ def stop_on_signals() -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         HarnessAgent.stop_signal = None
-
-
-def rl_games_params(cfg: DictConfig, experiment: str) -> dict:
-    """The train config's `params`, set for this harness: names, devices, run folder, our progress line.
-
-    What this machine makes of the train config (float32 on the CPU, a minibatch no larger than the batch) is
-    written into `cfg` itself, so that the run's config.yaml records what ran and rebuilds it.
-    """
-    fit_train_config(cfg)
-    params = OmegaConf.to_container(cfg.train.params, resolve=True)
-    config = params["config"]
-    config.update(name=experiment, full_experiment_name=experiment, train_dir=str(RUNS_DIR), device=cfg.rl_device)
-    config["print_stats"] = False  # ProgressObserver prints one readable line per epoch instead
-    # rl_games' own multi_gpu opens an NCCL group of its own; here the agent trains across harness.distributed's.
-    config["multi_gpu"] = False
-    params["seed"] = cfg.seed + global_rank()  # each rank's envs and samples differ
-    # Off unless asked for: compiling costs start-up time, and on the CPU it needs a C++ toolchain.
-    config.setdefault("torch_compile", False)
-    return params
-
-
-def fit_train_config(cfg: DictConfig) -> None:
-    """Adjust cfg.train.params.config to this machine, in place; each adjustment is said once."""
-    config = cfg.train.params.config
-    if torch.device(cfg.rl_device).type == "cpu" and config.get("mixed_precision"):
-        print("mixed_precision is a CUDA feature: training in float32 on the CPU.")
-        config.mixed_precision = False
-    _fit_minibatch(config)
-
-
-def _fit_minibatch(config) -> None:
-    batch, minibatch = config["num_actors"] * config["horizon_length"], config["minibatch_size"]
-    if minibatch > batch:
-        print(f"minibatch_size {minibatch} exceeds the batch of {batch} (num_envs x horizon_length): using {batch}.")
-        config["minibatch_size"] = minibatch = batch
-    if batch % minibatch:
-        raise UserError(
-            f"minibatch_size {minibatch} does not divide the batch of {batch} (num_envs x horizon_length); "
-            f"set train.params.config.minibatch_size to a divisor of {batch}"
-        )
 
 
 def checkpoint_to_resume(spec: str, experiment: str, task_name: str) -> Path | None:

@@ -49,22 +49,15 @@ def make_agent(*overrides: str, seed: int = 0):
 
     from harness import distributed
     from harness.config import prepare_config
-    from harness.rl.agent import build_runner, register_env
     from harness.rl.progress import ProgressObserver
-    from harness.tasks import make_env
-    from harness.training import rl_games_params
+    from harness.rl.trainer import build_trainer, create_agent, rl_games_params
 
     cfg = prepare_config(compose_config(*overrides))
     if cfg.multi_gpu:
         distributed.init_process_group(cfg.rl_device)
-    register_env(lambda: make_env(cfg))
-    runner = build_runner(rl_games_params(cfg, cfg.task_name), ProgressObserver())
+    runner = build_trainer(cfg, rl_games_params(cfg, cfg.task_name), [ProgressObserver()])
     torch.manual_seed(seed)
-    agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)
-    agent.algo_observer.after_init(agent)
-    agent.init_tensors()
-    agent.obs = agent.env_reset()
-    return agent
+    return create_agent(runner)
 
 
 def make_ant(num_envs: int = 8, *overrides: str):

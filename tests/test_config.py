@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from harness.config import prepare_config
 from harness.errors import UserError
-from harness.training import rl_games_params
+from harness.rl.trainer import rl_games_params
 
 
 def test_defaults_compose_to_ant_with_upstream_values():

@@ -13,7 +13,6 @@ import time
 import pytest
 import torch
 from conftest import CPU, ROOT, compose_config, run_script
-from omegaconf import OmegaConf
 
 from harness.checkpoints import load_checkpoint
 from harness.config import prepare_config
@@ -38,15 +37,11 @@ def run(tmp_path_factory):
 
 def make_agent(workdir, monkeypatch, *overrides):
     """rl_games' agent as train.py builds it, in this process."""
-    from harness.rl.agent import build_runner, register_env
-    from harness.tasks import make_task
-    from harness.training import rl_games_params
+    from harness.rl.trainer import build_trainer, rl_games_params
 
     monkeypatch.chdir(workdir)
     cfg = prepare_config(compose_config(*BASE, *overrides))
-    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
-    register_env(lambda: make_task(task_cfg, "cpu", "cpu"))
-    runner = build_runner(rl_games_params(cfg, "Ant"), None)
+    runner = build_trainer(cfg, rl_games_params(cfg, "Ant"))
     return runner.algo_factory.create("a2c_continuous", base_name="run", params=runner.params)
 
 

@@ -153,3 +153,33 @@ def test_config_yaml_records_what_ran_and_rebuilds_rl_games_agent(trained, tmp_p
     runner.load({"params": params})
     agent = runner.algo_factory.create(runner.algo_name, base_name="run", params=runner.params)  # rl_games' own
     assert agent.batch_size == agent.minibatch_size == 64 * 16
+
+
+def test_every_observer_of_a_trainer_hears_every_epoch(tmp_path, monkeypatch):
+    """Observers are a list: one more (a W&B logger, say) is added without touching the others."""
+    from conftest import compose_config
+
+    from harness.config import prepare_config
+    from harness.rl.progress import ProgressObserver
+    from harness.rl.seam import AlgoObserver
+    from harness.rl.trainer import build_trainer, rl_games_params
+
+    class Recorder(AlgoObserver):
+        def __init__(self) -> None:
+            super().__init__()
+            self.events: list = []
+
+        def after_init(self, algo) -> None:
+            self.events.append("init")
+
+        def after_print_stats(self, frame, epoch_num, total_time) -> None:
+            self.events.append(epoch_num)
+
+    monkeypatch.chdir(tmp_path)
+    tiny = ["task=Cartpole", "num_envs=16", "max_iterations=2", *CPU, "train.params.config.minibatch_size=256"]
+    cfg = prepare_config(compose_config(*tiny))
+    progress, recorder = ProgressObserver(), Recorder()
+    trainer = build_trainer(cfg, rl_games_params(cfg, "observed"), [progress, recorder])
+    trainer.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+    assert recorder.events == ["init", 1, 2]
+    assert len(progress.steps_per_s) == 2

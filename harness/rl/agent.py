@@ -1,4 +1,5 @@
-"""The rl_games glue: the env registered as IsaacGymEnvs does, an agent that saves safely, the Runner."""
+"""The agent: rl_games' continuous PPO with this project's loop, rollout, update and safe checkpoints; the env
+registered as IsaacGymEnvs registers it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from harness.checkpoints import (
 from harness.errors import UserError
 from harness.rl import resume_state
 from harness.rl.rollout import SyncFreeRollout
-from harness.rl.seam import A2CAgent, AlgoObserver, IVecEnv, Runner, env_configurations, vecenv
+from harness.rl.seam import A2CAgent, IVecEnv, env_configurations, vecenv
 from harness.rl.train_loop import TrainLoop
 from harness.rl.update import SyncFreeUpdate
 
@@ -114,12 +115,3 @@ class HarnessAgent(TrainLoop, SyncFreeRollout, SyncFreeUpdate, A2CAgent):
         if not best.is_file() or best.resolve() == resumed_from.resolve():
             return NO_BEST
         return float(load_checkpoint(best).get("last_mean_rewards", NO_BEST))
-
-
-def build_runner(params: dict, observer: AlgoObserver) -> Runner:
-    """An rl_games Runner whose continuous PPO agent is HarnessAgent, loaded with `params`."""
-    runner = Runner(algo_observer=observer)
-    runner.algo_factory.register_builder("a2c_continuous", HarnessAgent)
-    runner.load({"params": params})
-    runner.reset()
-    return runner
