@@ -144,6 +144,17 @@ def _allowed_globals() -> list:
     return [*dtypes, *((scalar, name) for name in names)]
 
 
+def open_checkpoint(path: Path, task_name: str, network: dict | None = None) -> dict:
+    """A checkpoint as data (load_checkpoint), refused in one line if it is of another task or, given the
+    state_dict of the network built for this run, if its weights do not fit it. Play and resume open
+    checkpoints through here."""
+    state = load_checkpoint(path)
+    check_task(state, task_name, path)
+    if network is not None:
+        check_network(state["model"], network, path, task_name)
+    return state
+
+
 def check_task(state: dict, task_name: str, path: Path) -> None:
     """Refuse a checkpoint whose env_state names another task."""
     trained_on = (state.get("env_state") or {}).get("task")

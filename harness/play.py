@@ -16,8 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness.checkpoints import (
     Checkpoint,
     check_network,
-    check_task,
-    load_checkpoint,
+    open_checkpoint,
     periodic_epoch_and_reward,
     resolve_checkpoint,
 )
@@ -40,11 +39,10 @@ def run_play(cfg: DictConfig) -> dict:
     if cfg.export not in ("", "onnx", "jit"):
         raise UserError(f"export={cfg.export} is unknown; use export=onnx or export=jit")
     choice = resolve_checkpoint(cfg.checkpoint or "auto", RUNS_DIR, experiment_name(cfg))
-    state = load_checkpoint(choice.path)
     run_dir = _run_dir_of(choice.path)
     cfg = prepare_config(_run_config(cfg, run_dir))
     say_unsupported(cfg)
-    check_task(state, cfg.task_name, choice.path)
+    state = open_checkpoint(choice.path, cfg.task_name)
     if cfg.video and cfg.physics_engine != "mjwarp":
         raise UserError(
             "video=True renders with MuJoCo Warp: use physics_engine=mjwarp, or Isaac Gym's own capture_video"

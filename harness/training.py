@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 
 from harness import distributed
-from harness.checkpoints import check_task, load_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
+from harness.checkpoints import open_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
 from harness.config import global_rank, prepare_config, say_unsupported
 from harness.errors import UserError
 from harness.rl.agent import HarnessAgent
@@ -143,7 +143,7 @@ def checkpoint_to_resume(spec: str, experiment: str, task_name: str) -> Path | N
             return None
         spec = "latest" if any(periodic_epoch_and_reward(p, experiment) for p in nn.glob("last_*.pth")) else "best"
     choice = resolve_checkpoint(spec, RUNS_DIR, experiment)
-    check_task(load_checkpoint(choice.path), task_name, choice.path)  # a bad file is refused before any write
+    open_checkpoint(choice.path, task_name)  # a bad file is refused before anything is written
     if global_rank() == 0:
         print(f"Resuming from {choice.path}: {choice.reason}")
     return choice.path

@@ -8,10 +8,9 @@ from pathlib import Path
 
 from harness import distributed
 from harness.checkpoints import (
-    check_network,
-    check_task,
     checkpoint_path,
     load_checkpoint,
+    open_checkpoint,
     save_atomic,
     strip_compile_prefix,
 )
@@ -93,10 +92,7 @@ class HarnessAgent(TrainLoop, SyncFreeRollout, SyncFreeUpdate, A2CAgent):
 
     def restore(self, fn: str, set_epoch: bool = True) -> None:
         """Load a checkpoint after checking it fits this task and network; keep its best reward and learning rate."""
-        state = load_checkpoint(Path(fn))
-        task_name = self.vec_env.env.cfg["name"]
-        check_task(state, task_name, Path(fn))
-        check_network(state["model"], self.model.state_dict(), Path(fn), task_name)
+        state = open_checkpoint(Path(fn), self.vec_env.env.cfg["name"], self.model.state_dict())
         self.set_full_state_weights(state, set_epoch=set_epoch)  # the learning rate and best reward too
         self.saved_episodes = state.get("env_state") or {}  # continued by train() (TrainLoop) once tensors exist
         self.last_mean_rewards = max(float(self.last_mean_rewards), self._recorded_best(Path(fn)))
