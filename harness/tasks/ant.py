@@ -10,7 +10,7 @@ from harness.tasks.locomotion import LOCOMOTION_ENV_KEYS, Locomotion
 
 
 class Ant(Locomotion):
-    """60 observations, 8 actions; the reward and resets of IsaacGymEnvs' Ant (see spec/isaacgymenvs.md)."""
+    """60 observations, 8 actions; the reward and resets of IsaacGymEnvs' Ant (upstream: isaacgymenvs/tasks/ant.py)."""
 
     num_obs = 60
     gpu_bytes_per_env = 76 * 1024  # 0.99 GiB at 4096 envs, 1.88 GiB at 16384 (2026-11-24, H100)

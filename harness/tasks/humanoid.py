@@ -13,7 +13,7 @@ MAX_MOTOR_GEAR = 135.0
 
 
 class Humanoid(Locomotion):
-    """108 observations, 21 actions; the reward and resets of IsaacGymEnvs' Humanoid (see spec/)."""
+    """108 observations, 21 actions; IsaacGymEnvs' reward and resets (isaacgymenvs/tasks/humanoid.py)."""
 
     num_obs = 108
     gpu_bytes_per_env = 141 * 1024  # 1.59 GiB at 4096 envs, 3.24 GiB at 16384 (2026-11-24, H100)

@@ -1,7 +1,8 @@
 """What Ant and Humanoid share: a free-floating torso that runs towards a target 1000 m away along +x.
 
-The shared parts follow IsaacGymEnvs' Ant and Humanoid (see spec/): the potential-based progress reward,
-the up and heading bonuses, the torso observations, the start pose and the joint randomization at reset.
+The shared parts follow IsaacGymEnvs' Ant and Humanoid (isaacgymenvs/tasks/ant.py, humanoid.py): the
+potential-based progress reward, the up and heading bonuses, the torso observations, the start pose and the
+joint randomization at reset.
 Each task adds its own observation tail, costs and constants.
 """
 
@@ -69,7 +70,7 @@ class Locomotion(VecTask):
         """Observation entries 0:12 (torso) and the joints' scaled positions and velocities; updates potentials.
 
         The angle to the target is atan2 of the y and x differences. Upstream's Humanoid uses z and x
-        (spec: the target-angle quirk); with the target 1000 m away both are within 0.01 rad of each other
+        (upstream's target-angle quirk); with the target 1000 m away both are within 0.01 rad of each other
         for any torso within 10 m of the x axis, so the observation means the same to a policy.
         """
         qpos, qvel = self.sim.qpos, self.sim.qvel
