@@ -34,7 +34,6 @@ class Ant(Locomotion):
         )
 
     def compute_reward(self) -> torch.Tensor:
-        obs = self.obs_buf
-        energy_cost = (self.actions * obs[:, 20:28]).abs().sum(-1)
-        at_limit = (obs[:, 12:20].abs() > 0.99).sum(-1)
+        energy_cost = (self.actions * self.observed_dof_vel()).abs().sum(-1)
+        at_limit = (self.observed_dof_pos().abs() > 0.99).sum(-1)
         return self.finish_reward(energy_cost, at_limit)

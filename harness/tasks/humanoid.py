@@ -44,8 +44,7 @@ class Humanoid(Locomotion):
         )
 
     def compute_reward(self) -> torch.Tensor:
-        obs = self.obs_buf
-        energy_cost = ((self.actions * obs[:, 33:54]).abs() * self.cost_weights).sum(-1)
+        energy_cost = ((self.actions * self.observed_dof_vel()).abs() * self.cost_weights).sum(-1)
         # Graded: 0 at 98% of a joint's half-range, 1 at the limit, weighted by the joint's gear.
-        beyond = (obs[:, 12:33].abs() - 0.98).clamp(min=0.0) / 0.02
+        beyond = (self.observed_dof_pos().abs() - 0.98).clamp(min=0.0) / 0.02
         return self.finish_reward(energy_cost, (beyond * self.cost_weights).sum(-1))

@@ -98,6 +98,18 @@ class Locomotion(VecTask):
             qvel[:, 6:] * self.dof_vel_scale,
         ]
 
+    # Columns of the observation (IsaacGymEnvs' layout, torso_and_joint_observations) that rewards read.
+    HEIGHT, UP_PROJ, HEADING_PROJ, DOF_POS = 0, 10, 11, 12
+
+    def observed_dof_pos(self) -> torch.Tensor:
+        """The joints' positions as observed: scaled to [-1, 1] over each joint's range."""
+        return self.obs_buf[:, self.DOF_POS : self.DOF_POS + self.num_actions]
+
+    def observed_dof_vel(self) -> torch.Tensor:
+        """The joints' velocities as observed (times dofVelocityScale)."""
+        start = self.DOF_POS + self.num_actions
+        return self.obs_buf[:, start : start + self.num_actions]
+
     def finish_reward(self, energy_cost: torch.Tensor, at_limit_cost: torch.Tensor) -> torch.Tensor:
         """Write the reward to rew_buf and return where the torso fell (its reward is deathCost there).
 
@@ -105,7 +117,7 @@ class Locomotion(VecTask):
         actions', energy and joints-at-limit costs (the last two as each task weighs them).
         """
         obs, s = self.obs_buf, self.reward_scales
-        heading_proj, up_proj = obs[:, 11], obs[:, 10]
+        heading_proj, up_proj = obs[:, self.HEADING_PROJ], obs[:, self.UP_PROJ]
         heading = torch.where(heading_proj > 0.8, s["headingWeight"], s["headingWeight"] * heading_proj / 0.8)
         up = torch.where(up_proj > 0.93, s["upWeight"], 0.0)
         reward = (
@@ -118,7 +130,7 @@ class Locomotion(VecTask):
             - s["energyCost"] * energy_cost
             - s["jointsAtLimitCost"] * at_limit_cost
         )
-        fell = obs[:, 0] < self.termination_height
+        fell = obs[:, self.HEIGHT] < self.termination_height
         self.rew_buf.copy_(torch.where(fell, s["deathCost"], reward))
         return fell
 
