@@ -3,9 +3,9 @@
 import hydra
 from omegaconf import DictConfig
 
+from harness.engines import get_engine
 from harness.errors import report_user_errors
 from harness.resolvers import register_resolvers
-from harness.sim.physx import load_engine
 
 register_resolvers()
 
@@ -13,7 +13,7 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path="cfg", config_name="config")
 def main(cfg: DictConfig) -> None:
     with report_user_errors():
-        load_engine(cfg.physics_engine)  # before anything imports torch, which Isaac Gym must precede
+        get_engine(cfg.physics_engine).load()  # before anything imports torch, which Isaac Gym must precede
         from harness.play import run_play  # after Hydra has parsed the command line: a typo fails fast
 
         run_play(cfg)

@@ -10,15 +10,13 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from harness.engines import get_engine
 from harness.errors import UserError
-
-PHYSICS_ENGINES = ("mjwarp", "physx")
 
 
 def prepare_config(cfg: DictConfig) -> DictConfig:
     """Check the composed config, pick devices and seed; return it fully resolved."""
-    if cfg.physics_engine not in PHYSICS_ENGINES:
-        raise UserError(f"physics_engine={cfg.physics_engine} is unknown; use one of {', '.join(PHYSICS_ENGINES)}")
+    get_engine(cfg.physics_engine)  # a known engine
     _check_num_envs(cfg.num_envs)
     if cfg.max_iterations != "" and (not isinstance(cfg.max_iterations, int) or cfg.max_iterations < 1):
         raise UserError(f"max_iterations must be a whole number of epochs >= 1, got {cfg.max_iterations!r}")

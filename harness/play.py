@@ -21,6 +21,7 @@ from harness.checkpoints import (
     resolve_checkpoint,
 )
 from harness.config import given_on_command_line, prepare_config, say_unsupported
+from harness.engines import get_engine
 from harness.errors import UserError
 from harness.rl.seam import Runner
 from harness.runs import RUNS_DIR, experiment_name, write_text_atomic
@@ -43,7 +44,7 @@ def run_play(cfg: DictConfig) -> dict:
     cfg = prepare_config(_run_config(cfg, run_dir))
     say_unsupported(cfg)
     state = open_checkpoint(choice.path, cfg.task_name)
-    if cfg.video and cfg.physics_engine != "mjwarp":
+    if cfg.video and not get_engine(cfg.physics_engine).renders_video:
         raise UserError(
             "video=True renders with MuJoCo Warp: use physics_engine=mjwarp, or Isaac Gym's own capture_video"
         )

@@ -14,12 +14,6 @@ NOT_INSTALLED = (
 )
 
 
-def load_engine(physics_engine: str) -> None:
-    """Import Isaac Gym when it is the engine; a no-op for MuJoCo Warp."""
-    if physics_engine == "physx":
-        import_isaacgym()
-
-
 def import_isaacgym() -> None:
     """Import Isaac Gym and IsaacGymEnvs; Isaac Gym refuses to load once torch has been imported, so call this first."""
     try:

@@ -15,11 +15,15 @@ TASKS = {
 
 
 def make_env(cfg):
-    """The vectorized env of a resolved config: MuJoCo Warp's task, or Isaac Gym's through IsaacGymEnvs."""
-    if cfg.physics_engine == "physx":
-        from harness.sim.physx import make_physx_env
+    """The vectorized env of a resolved config, built by its engine (harness.engines)."""
+    from harness.engines import get_engine
 
-        return make_physx_env(cfg)
+    return get_engine(cfg.physics_engine).make_env(cfg)
+
+
+def make_mjwarp_env(cfg):
+    """The MuJoCo Warp task of a resolved config, its step captured as a CUDA graph (fused by torch.compile with
+    compile_task=True)."""
     from omegaconf import OmegaConf
 
     task = make_task(OmegaConf.to_container(cfg.task, resolve=True), cfg.sim_device, cfg.rl_device)
