@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from harness.errors import UserError
-from harness.runs import write_atomic
+from harness.runs import RunFolder, write_atomic
 
 # rl_games names its end-of-training file last_<name>_ep_<N>_rew__<R>_ (a printed array); use the periodic form.
 _ARRAY_REWARD = re.compile(r"_rew__\[?(?P<reward>[^\]_]*)\]?_$")
@@ -62,25 +62,25 @@ def periodic_epoch_and_reward(path: Path, experiment: str | None = None) -> tupl
 def resolve_checkpoint(spec: str, runs_dir: Path, experiment: str) -> Checkpoint:
     """Find the file `checkpoint=<spec>` means: auto, best, latest, a .pth path, or a run folder."""
     if spec in ("auto", "best", "latest"):
-        return _choose_in_run(runs_dir / experiment, experiment, spec, runs_dir)
+        return _choose_in_run(RunFolder(experiment, runs_dir), spec)
     path = Path(spec)
     if path.is_file():
         return Checkpoint(path, "the file given")
     if path.is_dir():
         run_dir = path.parent if path.name == "nn" else path
-        return _choose_in_run(run_dir, run_dir.name, "auto", runs_dir)
+        return _choose_in_run(RunFolder(run_dir.name, run_dir.parent), "auto")
     raise UserError(
         f"checkpoint={spec}: no such file or run folder; give auto, best, latest, a .pth file or a run folder"
     )
 
 
-def _choose_in_run(run_dir: Path, experiment: str, rule: str, runs_dir: Path) -> Checkpoint:
-    nn = run_dir / "nn"
+def _choose_in_run(run: RunFolder, rule: str) -> Checkpoint:
+    nn, experiment, runs_dir = run.nn, run.experiment, run.root
     if not nn.is_dir():
-        runs = sorted(p.name for p in runs_dir.glob("*") if (p / "nn").is_dir()) if runs_dir.is_dir() else []
+        runs = sorted(p.name for p in runs_dir.glob("*") if RunFolder(p.name, runs_dir).nn.is_dir())
         found = f"runs there: {', '.join(runs)}" if runs else f"there are no runs under {runs_dir}/"
-        raise UserError(f"no run folder {run_dir} with checkpoints; pick one with experiment=<name> ({found})")
-    best = nn / f"{experiment}.pth"
+        raise UserError(f"no run folder {run.path} with checkpoints; pick one with experiment=<name> ({found})")
+    best = run.best_checkpoint
     periodic = {p: periodic_epoch_and_reward(p, experiment) for p in nn.glob("last_*.pth")}
     periodic = {p: epoch_reward for p, epoch_reward in periodic.items() if epoch_reward is not None}
     if rule in ("auto", "best") and best.is_file():

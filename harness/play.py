@@ -24,7 +24,7 @@ from harness.config import given_on_command_line, prepare_config, say_unsupporte
 from harness.engines import get_engine
 from harness.errors import UserError
 from harness.rl.seam import Runner
-from harness.runs import RUNS_DIR, experiment_name, write_text_atomic
+from harness.runs import RUNS_DIR, RunFolder, experiment_name, write_text_atomic
 from harness.tasks import make_env
 
 # Command-line keys that choose what to play rather than how (task= and train= pick config groups): they are
@@ -40,8 +40,8 @@ def run_play(cfg: DictConfig) -> dict:
     if cfg.export not in ("", "onnx", "jit"):
         raise UserError(f"export={cfg.export} is unknown; use export=onnx or export=jit")
     choice = resolve_checkpoint(cfg.checkpoint or "auto", RUNS_DIR, experiment_name(cfg))
-    run_dir = _run_dir_of(choice.path)
-    cfg = prepare_config(_run_config(cfg, run_dir))
+    run = _run_of(choice.path)
+    cfg = prepare_config(_run_config(cfg, run))
     say_unsupported(cfg)
     state = open_checkpoint(choice.path, cfg.task_name)
     if cfg.video and not get_engine(cfg.physics_engine).renders_video:
@@ -60,32 +60,32 @@ def run_play(cfg: DictConfig) -> dict:
         rl_device=cfg.rl_device,
         deterministic=cfg.deterministic,
     )
-    out_dir = _output_dir(run_dir, cfg)
+    out = _output_run(run, cfg)
     try:
-        report["report"] = str(_write_report(report, out_dir, choice.path))
+        report["report"] = str(_write_report(report, out, choice.path))
     except OSError as error:
         print_report({**report, "report": "nothing (see below)"})
         raise UserError(_cannot_write(error)) from None
     print_report(report)
     try:
         stems = {"report_stem": Path(report["report"]).stem, "stem": choice.path.stem}
-        _write_video_and_export(cfg, task, player, poses, out_dir=out_dir, **stems)
+        _write_video_and_export(cfg, task, player, poses, out=out, **stems)
     except OSError as error:
         raise UserError(_cannot_write(error)) from None
     return report
 
 
-def _write_video_and_export(cfg: DictConfig, task, player, poses, *, out_dir: Path, report_stem: str, stem: str):
+def _write_video_and_export(cfg: DictConfig, task, player, poses, *, out: RunFolder, report_stem: str, stem: str):
     if cfg.video:
         from harness.video import write_video
 
         fps = 1.0 / (cfg.task.sim.dt * cfg.task.env.get("controlFrequencyInv", 1))
-        path = out_dir / "videos" / f"{report_stem}.mp4"
+        path = out.videos / f"{report_stem}.mp4"
         print(f"Video of env 0 ({len(poses)} steps): {write_video(task.sim.mj_model, poses, fps, path)}")
     if cfg.export:
         from harness.export import export_policy
 
-        path = export_policy(player.model, task.num_obs, cfg.export, out_dir / "exported", stem)
+        path = export_policy(player.model, task.num_obs, cfg.export, out.exported, stem)
         print(f"Exported the policy ({cfg.export}) to {path}")
 
 
@@ -93,27 +93,28 @@ def _cannot_write(error: OSError) -> str:
     return f"cannot write {error.filename}: {error.strerror}; free space or fix permissions, then play again"
 
 
-def _run_dir_of(checkpoint: Path) -> Path:
-    return checkpoint.parent.parent if checkpoint.parent.name == "nn" else checkpoint.parent
+def _run_of(checkpoint: Path) -> RunFolder:
+    """The run folder of a checkpoint: the one its nn/ is in, else (a file given elsewhere) the folder it is in."""
+    return RunFolder.of_checkpoint(checkpoint) or RunFolder(checkpoint.parent.name, checkpoint.parent.parent)
 
 
-def _output_dir(run_dir: Path, cfg: DictConfig) -> Path:
+def _output_run(run: RunFolder, cfg: DictConfig) -> RunFolder:
     """Where play writes: the checkpoint's run folder if it is one under runs/, else runs/<experiment>/; never
     beside a checkpoint from elsewhere."""
-    if run_dir.resolve().parent == RUNS_DIR.resolve():
-        return run_dir
-    return RUNS_DIR / experiment_name(cfg)
+    if run.root.resolve() == RUNS_DIR.resolve():
+        return run
+    return RunFolder(experiment_name(cfg))
 
 
-def _run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
+def _run_config(cfg: DictConfig, run: RunFolder) -> DictConfig:
     """The run's own config.yaml with this command line's overrides on top (the composed config if none)."""
-    saved = run_dir / "config.yaml"
+    saved = run.config_file
     if not saved.is_file():
         print(f"{saved} not found: using the config of this command line.")
         return cfg
     run_cfg = OmegaConf.load(saved)
     if cfg.task_name != run_cfg.task_name and given_on_command_line("task"):
-        raise UserError(f"{run_dir} is a run of task {run_cfg.task_name}, not task={cfg.task_name}")
+        raise UserError(f"{run.path} is a run of task {run_cfg.task_name}, not task={cfg.task_name}")
     for key in ("num_episodes", "deterministic", "video", "video_length", "export", "checkpoint", "test", "multi_gpu"):
         run_cfg[key] = cfg[key]
     for override in HydraConfig.get().overrides.task if HydraConfig.initialized() else []:
@@ -221,8 +222,8 @@ def rollout(task, player, num_episodes: int, deterministic: bool = True, record_
     return summary, poses[: min(steps, record_steps)] if record_steps else None
 
 
-def _write_report(report: dict, run_dir: Path, checkpoint: Path) -> Path:
-    folder = run_dir / "play"
+def _write_report(report: dict, run: RunFolder, checkpoint: Path) -> Path:
+    folder = run.plays
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path = folder / f"{checkpoint.stem}_{stamp}.json"

@@ -22,6 +22,64 @@ LOCK_NAME = ".lock"  # in runs/<experiment>/, held by the training process (RunL
 TEMP_SUFFIX = ".tmp"  # of the temporary files atomic writes rename into place
 
 
+@dataclass(frozen=True)
+class RunFolder:
+    """runs/<experiment>/ and every name in it (README: Run folder). The one place the layout is spelled out."""
+
+    experiment: str
+    root: Path = RUNS_DIR
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: Path) -> RunFolder | None:
+        """The run folder a checkpoint file is in (<root>/<experiment>/nn/<file>), or None for a file elsewhere."""
+        if checkpoint.parent.name != "nn":
+            return None
+        return cls(checkpoint.parent.parent.name, checkpoint.parent.parent.parent)
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.experiment
+
+    @property
+    def nn(self) -> Path:
+        """The checkpoints (rl_games' nn/)."""
+        return self.path / "nn"
+
+    @property
+    def config_file(self) -> Path:
+        """The resolved config of the run, written once at its start."""
+        return self.path / "config.yaml"
+
+    @property
+    def config_history(self) -> Path:
+        """Each resume's resolved config, appended."""
+        return self.path / "config_history.yaml"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        """rl_games' best checkpoint, nn/<experiment>.pth."""
+        return self.nn / f"{self.experiment}.pth"
+
+    @property
+    def videos(self) -> Path:
+        """play.py video=True's MP4s."""
+        return self.path / "videos"
+
+    @property
+    def plays(self) -> Path:
+        """play.py's JSON reports."""
+        return self.path / "play"
+
+    @property
+    def exported(self) -> Path:
+        """play.py export=onnx|jit's policies."""
+        return self.path / "exported"
+
+    def holds(self, checkpoint: Path) -> bool:
+        """Whether `checkpoint` is one of this run's own files."""
+        return checkpoint.parent.resolve() == self.nn.resolve()
+
+
 def experiment_name(cfg: DictConfig) -> str:
     """The `experiment` key, else the train config's name (which defaults to the task name)."""
     name = cfg.experiment or cfg.train.params.config.name
@@ -35,18 +93,19 @@ def prepare_run_dir(cfg: DictConfig, experiment: str, write: bool = True) -> Pat
 
     Every rank of a multi-GPU run checks (so all refuse together); only rank 0 writes (`write`).
     """
-    run_dir = RUNS_DIR / experiment
-    earlier = sorted((run_dir / "nn").glob("*.pth"))
+    run = RunFolder(experiment)
+    run_dir = run.path
+    earlier = sorted(run.nn.glob("*.pth"))
     if earlier:
         raise UserError(
-            f"{run_dir / 'nn'} already holds {len(earlier)} checkpoint(s) of an earlier run; start a new run with "
+            f"{run.nn} already holds {len(earlier)} checkpoint(s) of an earlier run; start a new run with "
             f"experiment=<new name>, or continue that one with checkpoint=auto"
         )
     if not write:
         return run_dir
     try:
-        (run_dir / "nn").mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        run.nn.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run.config_file, OmegaConf.to_yaml(cfg, resolve=True))
     except OSError as error:
         raise UserError(
             f"cannot write the run folder {run_dir}: {error.strerror}; run from a writable directory"
@@ -56,7 +115,7 @@ def prepare_run_dir(cfg: DictConfig, experiment: str, write: bool = True) -> Pat
 
 def append_config_history(cfg: DictConfig, experiment: str, write: bool = True) -> Path:
     """On a resume, add this start's resolved config to runs/<experiment>/config_history.yaml; config.yaml stays."""
-    path = RUNS_DIR / experiment / "config_history.yaml"
+    path = RunFolder(experiment).config_history
     if write:
         entry = f"--- # resumed {datetime.now().isoformat(timespec='seconds')}\n" + OmegaConf.to_yaml(cfg, resolve=True)
         try:

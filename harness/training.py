@@ -22,6 +22,7 @@ from harness.rl.train_loop import TrainingStopped
 from harness.rl.trainer import build_trainer, rl_games_params
 from harness.runs import (
     RUNS_DIR,
+    RunFolder,
     RunLock,
     RunsBefore,
     append_config_history,
@@ -54,7 +55,7 @@ def _train(cfg: DictConfig) -> None:
     # Everything that can be checked is checked before anything is written.
     checkpoint = checkpoint_to_resume(cfg.checkpoint, experiment, cfg.task_name)
     params = rl_games_params(cfg, experiment)  # fits cfg to the device first: the config written is what runs
-    run_dir = RUNS_DIR / experiment
+    run_dir = RunFolder(experiment).path
     before = RunsBefore(runs_existed=RUNS_DIR.exists(), run_existed=run_dir.exists())
     lock = RunLock(run_dir)
     if global_rank() == 0:  # one training process per run folder; what a killed one half-wrote goes
@@ -86,7 +87,8 @@ def _out_of_memory(error: Exception) -> bool:
 
 
 def _start_and_train(cfg: DictConfig, experiment: str, checkpoint: Path | None, params: dict, observer) -> None:
-    resuming_in_place = checkpoint is not None and checkpoint.parent == RUNS_DIR / experiment / "nn"
+    run = RunFolder(experiment)
+    resuming_in_place = checkpoint is not None and run.holds(checkpoint)
     if resuming_in_place:
         append_config_history(cfg, experiment, write=global_rank() == 0)
     else:
@@ -95,7 +97,7 @@ def _start_and_train(cfg: DictConfig, experiment: str, checkpoint: Path | None, 
     if global_rank() == 0:
         ranks = f" x {distributed.world_size()} ranks" if cfg.multi_gpu else ""
         envs = cfg.task.env.numEnvs
-        print(f"Training {cfg.task_name}: {envs} envs{ranks} on {cfg.sim_device}, run folder {RUNS_DIR / experiment}")
+        print(f"Training {cfg.task_name}: {envs} envs{ranks} on {cfg.sim_device}, run folder {run.path}")
     with stop_on_signals():
         try:
             runner.run({"train": True, "play": False, "checkpoint": checkpoint and str(checkpoint), "sigma": None})
@@ -135,7 +137,7 @@ def checkpoint_to_resume(spec: str, experiment: str, task_name: str) -> Path | N
     """
     if not spec:
         return None
-    nn = RUNS_DIR / experiment / "nn"
+    nn = RunFolder(experiment).nn
     if spec == "auto":
         if not any(nn.glob("*.pth")):
             if global_rank() == 0:

@@ -175,3 +175,14 @@ def test_end_of_training_names_take_the_periodic_form():
     assert checkpoint_path("runs/A/nn/last_A_ep_4_rew__[12.5]_").name == "last_A_ep_4_rew_12.5.pth"
     assert checkpoint_path("runs/A/nn/last_A_ep_4_rew__-3.25_").name == "last_A_ep_4_rew_-3.25.pth"
     assert checkpoint_path("runs/A/nn/A").name == "A.pth"
+
+
+def test_the_run_folder_names_its_files_as_readme_lays_them_out(tmp_path):
+    from harness.runs import RunFolder
+
+    run = RunFolder("Ant", tmp_path)
+    assert run.config_file == tmp_path / "Ant" / "config.yaml"
+    assert run.config_history == tmp_path / "Ant" / "config_history.yaml"
+    assert run.best_checkpoint == tmp_path / "Ant" / "nn" / "Ant.pth"
+    assert RunFolder.of_checkpoint(run.nn / "last_Ant_ep_5_rew_1.0.pth") == run
+    assert RunFolder.of_checkpoint(tmp_path / "elsewhere.pth") is None
