@@ -72,6 +72,7 @@ def measure_stepping(task_cfg: dict, steps: int, device: str) -> dict:
     captured as a CUDA graph, and captured with the task math fused by torch.compile."""
     import torch
 
+    from harness.graph_checks import compare_graph_with_eager
     from harness.tasks import make_task
 
     cuda = device.startswith("cuda")
@@ -114,33 +115,11 @@ def measure_stepping(task_cfg: dict, steps: int, device: str) -> dict:
     return result
 
 
-def compare_graph_with_eager(task) -> float:
-    """Largest difference between an eager step and the captured step from the same state, over worlds
-    that did not reset (resets draw other random numbers); MuJoCo Warp on the GPU is not bit-deterministic,
-    and contact forces (in the observations) amplify its rounding differences."""
-    import torch
-    import warp as wp
-
-    # The solver's warm start is state too: without it the contact forces of the two steps differ.
-    live = [task.sim.qpos, task.sim.qvel, wp.to_torch(task.sim.data.qacc_warmstart), task.progress_buf]
-    live += [task.potentials] if hasattr(task, "potentials") else []
-    state = [t.clone() for t in live]
-    actions = torch.rand(task.num_envs, task.num_actions, device=task.device) * 2 - 1
-    task.step(actions)
-    eager_obs, eager_done = task.obs_buf.clone(), task.reset_buf.clone()
-    task.set_step_mode(graph=True)
-    for _ in range(2):  # the first call runs eagerly and captures; the second replays the graph
-        for tensor, saved in zip(live, state, strict=True):
-            tensor.copy_(saved)
-        task.step(actions)
-    kept = ~(eager_done | task.reset_buf)
-    return (task.obs_buf[kept] - eager_obs[kept]).abs().max().item()
-
-
 def measure_training(cfg) -> dict:
     """End-to-end PPO env steps/s and where an epoch's time goes; medians of the epochs after two warm-up ones."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from harness.graph_checks import compare_policy_graph_with_eager, compare_update_graph_with_eager
     from harness.rl.progress import ProgressObserver
     from harness.rl.trainer import build_trainer, rl_games_params
 
@@ -167,51 +146,6 @@ def measure_training(cfg) -> dict:
         result["policy_graph_vs_eager_max_abs_diff"] = compare_policy_graph_with_eager(agent)
     result["policy_inference"] = measure_inference(agent)
     return result
-
-
-def compare_update_graph_with_eager(agent) -> float:
-    """Largest weight difference between a PPO minibatch step run eagerly and the same step replayed from
-    the update's CUDA graph, both from the same weights, optimizer, scaler, normalizer and learning rate."""
-    import torch
-
-    from harness import graphs
-
-    agent.set_eval()
-    with torch.no_grad():
-        batch = agent.play_steps()
-    agent.set_train()
-    batch.pop("played_frames")
-    agent.prepare_dataset(batch)
-    minibatch = agent.dataset[0]
-    graphs.keep_buffers_in_place(agent.model)
-    params, buffers = list(agent.model.parameters()), list(agent.model.buffers())
-    optimizer_state = [t for state in agent.optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
-    scaler = agent.scaler  # its state exists where mixed precision is on
-    scaler_state = [getattr(scaler, name) for name in ("_scale", "_growth_tracker") if hasattr(scaler, name)]
-    state = params + buffers + optimizer_state + scaler_state + [agent._lr]
-    saved = [t.clone() for t in state]
-    agent._minibatch_step(minibatch)  # eagerly
-    graphs.keep_buffers_in_place(agent.model)
-    eager = [p.detach().clone() for p in params]
-    for tensor, value in zip(state, saved, strict=True):
-        tensor.data.copy_(value)
-    agent._train_minibatch(minibatch)  # replayed
-    return max((p.detach() - e).abs().max().item() for p, e in zip(params, eager, strict=True))
-
-
-def compare_policy_graph_with_eager(agent) -> float:
-    """Largest difference in the action means and values between rl_games' action sampling replayed from the
-    rollout's CUDA graph and run eagerly (the sampled actions themselves draw other random numbers)."""
-    import torch
-    from rl_games.common.a2c_common import A2CBase
-
-    agent.set_eval()
-    with torch.no_grad():
-        replayed = {
-            key: value.clone() for key, value in agent.get_action_values(agent.obs).items() if key in ("mus", "values")
-        }
-        eager = A2CBase.get_action_values(agent, agent.obs)
-    return max((replayed[key] - eager[key]).abs().max().item() for key in replayed)
 
 
 def measure_inference(agent, calls: int = 100) -> float:

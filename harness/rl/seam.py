@@ -36,7 +36,7 @@ from rl_games.algos_torch import torch_ext
 from rl_games.algos_torch.a2c_continuous import A2CAgent
 from rl_games.algos_torch.models import ModelA2CContinuousLogStd
 from rl_games.common import env_configurations, vecenv
-from rl_games.common.a2c_common import swap_and_flatten01
+from rl_games.common.a2c_common import A2CBase, swap_and_flatten01
 from rl_games.common.algo_observer import AlgoObserver
 from rl_games.common.ivecenv import IVecEnv
 from rl_games.common.schedulers import AdaptiveScheduler
@@ -44,6 +44,7 @@ from rl_games.torch_runner import Runner
 
 __all__ = [
     "A2CAgent",
+    "A2CBase",
     "AdaptiveScheduler",
     "AlgoObserver",
     "IVecEnv",
