@@ -16,11 +16,12 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from throughput import environment  # noqa: E402  (bench/ is not a package)
 
 
 def main() -> None:
@@ -33,28 +34,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
-    import torch
-
     out = args.out.resolve()
     agent = trained_agent(args)
     rows = measure(agent, args.repeats)
-    device = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
-    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    print(f"\n{args.task}, {args.num_envs} envs, on {device} ({date}); median of {args.repeats} saves")
+    env = environment(args.device)
+    print(f"\n{args.task}, {args.num_envs} envs, on {env['device']} ({env['date']}); median of {args.repeats} saves")
     for name, value in rows.items():
         print(f"{name:>30} | {value:8.3f}")
-    result = {
-        "task": args.task,
-        "date": date,
-        "device": device,
-        "num_envs": args.num_envs,
-        "command": " ".join(["python", "bench/checkpoint_cost.py", *sys.argv[1:]]),
-        "torch": torch.__version__,
-        "rows": rows,
-    }
+    command = " ".join(["python", "bench/checkpoint_cost.py", *sys.argv[1:]])
+    result = {"task": args.task, **env, "num_envs": args.num_envs, "command": command, "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
-    name = f"{date[:16].replace(':', '')}-{args.task}-checkpoint-cost.json"
-    (out / name).write_text(json.dumps(result, indent=2) + "\n")
+    stem = f"{env['date'][:16].replace(':', '')}-{args.task}-checkpoint-cost"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 def trained_agent(args: argparse.Namespace):

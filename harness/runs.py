@@ -88,12 +88,11 @@ def experiment_name(cfg: DictConfig) -> str:
     return str(name)
 
 
-def prepare_run_dir(cfg: DictConfig, experiment: str, write: bool = True) -> Path:
-    """Create runs/<experiment>/ for a new run and write its config.yaml; refuse to mix into an earlier run.
+def prepare_run_dir(cfg: DictConfig, run: RunFolder, write: bool = True) -> Path:
+    """Create the run folder for a new run and write its config.yaml; refuse to mix into an earlier run.
 
     Every rank of a multi-GPU run checks (so all refuse together); only rank 0 writes (`write`).
     """
-    run = RunFolder(experiment)
     run_dir = run.path
     earlier = sorted(run.nn.glob("*.pth"))
     if earlier:
@@ -113,9 +112,9 @@ def prepare_run_dir(cfg: DictConfig, experiment: str, write: bool = True) -> Pat
     return run_dir
 
 
-def append_config_history(cfg: DictConfig, experiment: str, write: bool = True) -> Path:
-    """On a resume, add this start's resolved config to runs/<experiment>/config_history.yaml; config.yaml stays."""
-    path = RunFolder(experiment).config_history
+def append_config_history(cfg: DictConfig, run: RunFolder, write: bool = True) -> Path:
+    """On a resume, add this start's resolved config to the run's config_history.yaml; config.yaml stays."""
+    path = run.config_history
     if write:
         entry = f"--- # resumed {datetime.now().isoformat(timespec='seconds')}\n" + OmegaConf.to_yaml(cfg, resolve=True)
         try:

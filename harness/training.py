@@ -21,7 +21,6 @@ from harness.rl.progress import ProgressObserver
 from harness.rl.train_loop import TrainingStopped
 from harness.rl.trainer import build_trainer, rl_games_params
 from harness.runs import (
-    RUNS_DIR,
     RunFolder,
     RunLock,
     RunsBefore,
@@ -51,19 +50,19 @@ def run_train(cfg: DictConfig) -> None:
 
 
 def _train(cfg: DictConfig) -> None:
-    experiment = experiment_name(cfg)
+    run = RunFolder(experiment_name(cfg))
     # Everything that can be checked is checked before anything is written.
-    checkpoint = checkpoint_to_resume(cfg.checkpoint, experiment, cfg.task_name)
-    params = rl_games_params(cfg, experiment)  # fits cfg to the device first: the config written is what runs
-    run_dir = RunFolder(experiment).path
-    before = RunsBefore(runs_existed=RUNS_DIR.exists(), run_existed=run_dir.exists())
+    checkpoint = checkpoint_to_resume(cfg.checkpoint, run, cfg.task_name)
+    params = rl_games_params(cfg, run.experiment)  # fits cfg to the device first: the config written is what runs
+    run_dir = run.path
+    before = RunsBefore(runs_existed=run.root.exists(), run_existed=run_dir.exists())
     lock = RunLock(run_dir)
     if global_rank() == 0:  # one training process per run folder; what a killed one half-wrote goes
         lock.acquire()
         sweep_temporary_files(run_dir)
     observer = ProgressObserver()
     try:
-        _start_and_train(cfg, experiment, checkpoint, params, observer)
+        _start_and_train(cfg, run, checkpoint, params, observer)
     except Exception as error:
         if global_rank() == 0 and not observer.steps_per_s:  # failed before its first epoch: leave runs/ as it was
             before.restore(run_dir)
@@ -86,13 +85,12 @@ def _out_of_memory(error: Exception) -> bool:
     )
 
 
-def _start_and_train(cfg: DictConfig, experiment: str, checkpoint: Path | None, params: dict, observer) -> None:
-    run = RunFolder(experiment)
+def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, params: dict, observer) -> None:
     resuming_in_place = checkpoint is not None and run.holds(checkpoint)
     if resuming_in_place:
-        append_config_history(cfg, experiment, write=global_rank() == 0)
+        append_config_history(cfg, run, write=global_rank() == 0)
     else:
-        prepare_run_dir(cfg, experiment, write=global_rank() == 0)
+        prepare_run_dir(cfg, run, write=global_rank() == 0)
     runner = build_trainer(cfg, params, [observer])
     if global_rank() == 0:
         ranks = f" x {distributed.world_size()} ranks" if cfg.multi_gpu else ""
@@ -130,21 +128,21 @@ def stop_on_signals() -> Iterator[None]:
         HarnessAgent.stop_signal = None
 
 
-def checkpoint_to_resume(spec: str, experiment: str, task_name: str) -> Path | None:
+def checkpoint_to_resume(spec: str, run: RunFolder, task_name: str) -> Path | None:
     """The checkpoint a training run starts from: none, or what `checkpoint=` names.
 
-    `auto` resumes runs/<experiment>/ from its newest checkpoint by epoch if the run has any, else starts fresh.
+    `auto` resumes the run from its newest checkpoint by epoch if the run has any, else starts fresh.
     """
     if not spec:
         return None
-    nn = RunFolder(experiment).nn
+    nn, experiment = run.nn, run.experiment
     if spec == "auto":
         if not any(nn.glob("*.pth")):
             if global_rank() == 0:
                 print(f"checkpoint=auto: no checkpoint in {nn}, starting a new run")
             return None
         spec = "latest" if any(periodic_epoch_and_reward(p, experiment) for p in nn.glob("last_*.pth")) else "best"
-    choice = resolve_checkpoint(spec, RUNS_DIR, experiment)
+    choice = resolve_checkpoint(spec, run.root, experiment)
     open_checkpoint(choice.path, task_name)  # a bad file is refused before anything is written
     if global_rank() == 0:
         print(f"Resuming from {choice.path}: {choice.reason}")

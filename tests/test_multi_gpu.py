@@ -17,7 +17,7 @@ from ranks import SMALL_ANT
 from harness.checkpoints import load_checkpoint
 from harness.config import multi_gpu_device
 from harness.errors import UserError
-from harness.runs import prepare_run_dir
+from harness.runs import RunFolder, prepare_run_dir
 
 TORCHRUN = {"LOCAL_RANK": "1", "RANK": "3", "WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2"}
 
@@ -43,9 +43,9 @@ def test_no_torchrun_or_no_gpu_is_refused():
 def test_only_rank_zero_writes_the_run_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = compose_config(*CPU)
-    prepare_run_dir(cfg, "Ant", write=False)
+    prepare_run_dir(cfg, RunFolder("Ant"), write=False)
     assert not (tmp_path / "runs").exists()
-    prepare_run_dir(cfg, "Ant", write=True)
+    prepare_run_dir(cfg, RunFolder("Ant"), write=True)
     assert (tmp_path / "runs" / "Ant" / "config.yaml").is_file()
 
 

@@ -20,6 +20,7 @@ from harness.rl.rollout import SyncFreeRollout
 from harness.rl.seam import A2CAgent, IVecEnv, env_configurations, vecenv
 from harness.rl.train_loop import TrainLoop
 from harness.rl.update import SyncFreeUpdate
+from harness.runs import RunFolder
 
 # rl_games' best mean reward before the run has one
 NO_BEST = -1000000000.0
@@ -107,7 +108,7 @@ class HarnessAgent(TrainLoop, SyncFreeRollout, SyncFreeUpdate, A2CAgent):
     def _recorded_best(self, resumed_from: Path) -> float:
         """The best mean reward that this run's <experiment>.pth records (a resume from an older periodic
         checkpoint must not forget it, or a worse policy would replace that file)."""
-        best = Path(self.nn_dir) / f"{self.config['name']}.pth"
+        best = RunFolder(self.config["name"], Path(self.config["train_dir"])).best_checkpoint
         if not best.is_file() or best.resolve() == resumed_from.resolve():
             return NO_BEST
         return float(load_checkpoint(best).get("last_mean_rewards", NO_BEST))
