@@ -1,0 +1,60 @@
+"""What the multi-GPU path costs one GPU, part by part: train.py with pieces of it switched off.
+
+    torchrun --standalone --nproc_per_node=1 bench/multi_gpu_ablation.py task=Ant num_envs=16384 multi_gpu=True
+    ABLATE=grad,avg,norm,agree torchrun ... (the same)      # every collective of the multi-GPU path off
+    PRE=nccl-destroyed torchrun ... bench/multi_gpu_ablation.py task=Ant num_envs=16384    # no multi_gpu
+
+ABLATE (comma-separated) turns off parts of harness.distributed for the run: grad (the gradient all-reduce),
+avg (every all-reduce), norm (pooling the normalizers), agree (rank 0's stop decision), gloo (a gloo process
+group instead of NCCL). PRE does something before train.py starts: setdev (torch.cuda.set_device), nccl (an NCCL
+process group, eagerly connected), nccl-lazy (one never used), nccl-destroyed (one created and destroyed at
+once, so training runs the plain single-GPU path). A diagnostic, not a benchmark: compare the env steps/s of the
+progress lines with plain `python train.py` on the same machine, as in
+bench/results/2026-11-25-multi-gpu-overhead-H100x2.md.
+"""
+
+import os
+import runpy
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness import distributed  # noqa: E402
+
+
+def ablate(parts: set) -> None:
+    if "grad" in parts:
+        distributed.average_gradients_ = lambda parameters: None
+    if "avg" in parts:
+        distributed.average_ = lambda tensor: tensor
+    if "norm" in parts:
+        distributed.average_normalizers_ = lambda model: None
+    if "agree" in parts:
+        distributed.agree = lambda *values, device: list(values)
+    if "gloo" in parts:
+        import torch.distributed as dist
+
+        distributed.init_process_group = lambda device: dist.init_process_group("gloo")
+
+
+def before_training(step: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    torch.cuda.set_device("cuda:0")
+    if step == "nccl":
+        dist.init_process_group("nccl", device_id=torch.device("cuda:0"))
+    elif step in ("nccl-lazy", "nccl-destroyed"):
+        dist.init_process_group("nccl")
+    if step == "nccl-destroyed":
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    ablate(set(filter(None, os.environ.get("ABLATE", "").split(","))))
+    if os.environ.get("PRE"):
+        before_training(os.environ["PRE"])
+    sys.argv[0] = str(ROOT / "train.py")
+    runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
