@@ -36,7 +36,7 @@ RUN --mount=type=bind,source=${ISAACGYM_TARBALL},target=/tmp/isaacgym.tar.gz \
     && pip install --no-cache-dir --upgrade pip \
     && pip install --no-cache-dir -e /opt/isaacgym/python \
     && pip install --no-cache-dir "torch==2.4.1" "rl-games==1.6.5" "hydra-core==1.3.2" "omegaconf==2.3.0" \
-       "gym==0.23.1" "tensorboard<2.15" "numpy<1.25" \
+       "gym==0.23.1" "tensorboard<2.15" "numpy<1.25" "rich>=13" \
     && pip install --no-cache-dir "git+https://github.com/isaac-sim/IsaacGymEnvs.git@v1.5.1"
 
 WORKDIR /workspace

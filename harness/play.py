@@ -21,6 +21,7 @@ from harness.checkpoints import (
     resolve_checkpoint,
 )
 from harness.config import given_on_command_line, prepare_config, say_unsupported
+from harness.console import episode_progress, rl_games_output
 from harness.engines import get_engine
 from harness.errors import UserError
 from harness.rl.seam import Runner
@@ -34,6 +35,11 @@ _SELECTION_KEYS = {"task", "train", "checkpoint", "test", "experiment"}
 
 def run_play(cfg: DictConfig) -> dict:
     """Play the checkpoint `cfg.checkpoint` names and print and save a report; returns the report."""
+    with rl_games_output(shown=cfg.verbose):
+        return _play(cfg)
+
+
+def _play(cfg: DictConfig) -> dict:
     for key in ("num_episodes", "video_length"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise UserError(f"{key} must be a whole number >= 1, got {cfg[key]!r}")
@@ -51,7 +57,9 @@ def run_play(cfg: DictConfig) -> dict:
     task = make_env(cfg)
     player = build_player(cfg, task, state, choice.path)
     _print_choice(choice, state, cfg)
-    summary, poses = rollout(task, player, cfg.num_episodes, cfg.deterministic, cfg.video_length if cfg.video else 0)
+    with episode_progress(cfg.num_episodes) as advance:
+        record_steps = cfg.video_length if cfg.video else 0
+        summary, poses = rollout(task, player, cfg.num_episodes, cfg.deterministic, record_steps, on_progress=advance)
     report = {"checkpoint": str(choice.path), "epoch": state.get("epoch"), **summary}
     report.update(
         task=cfg.task_name,
@@ -183,9 +191,9 @@ class EpisodeTally:
         self.episode_return.masked_fill_(done, 0.0)
         self.episode_length.masked_fill_(done, 0.0)
 
-    def complete(self) -> bool:
-        """Whether every counted episode has ended (a host sync)."""
-        return bool((self.finished >= self.need).all())
+    def ended(self) -> int:
+        """How many of the counted episodes have ended (a host sync)."""
+        return int(torch.minimum(self.finished, self.need).sum())
 
     def summary(self) -> dict:
         counted = torch.arange(self.rounds, device=self.need.device)[:, None] < self.need[None, :]
@@ -199,10 +207,11 @@ class EpisodeTally:
         }
 
 
-def rollout(task, player, num_episodes: int, deterministic: bool = True, record_steps: int = 0):
+def rollout(task, player, num_episodes: int, deterministic: bool = True, record_steps: int = 0, *, on_progress=None):
     """Run the policy until `num_episodes` counted episodes have ended; the summary, and env 0's poses.
 
-    Env 0's poses (`record_steps` at most) are kept on the device for a video. Host syncs: one every 50 steps.
+    Env 0's poses (`record_steps` at most) are kept on the device for a video. Host syncs: one every 50 steps,
+    which also tells `on_progress` how many counted episodes have ended.
     """
     tally = EpisodeTally(task.num_envs, num_episodes, player.device)
     poses = torch.zeros(record_steps, task.sim.qpos.shape[1], device=task.device) if record_steps else None
@@ -215,8 +224,12 @@ def rollout(task, player, num_episodes: int, deterministic: bool = True, record_
             poses[steps] = task.sim.qpos[0]
         steps += 1
         tally.update(reward, done)
-        if steps % 50 == 0 and tally.complete():
-            break
+        if steps % 50 == 0:
+            ended = tally.ended()
+            if on_progress is not None:
+                on_progress(ended)
+            if ended >= num_episodes:
+                break
     seconds = time.perf_counter() - start
     summary = {**tally.summary(), "env_steps_per_s": steps * task.num_envs / seconds}
     return summary, poses[: min(steps, record_steps)] if record_steps else None

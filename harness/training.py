@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -15,6 +17,7 @@ from omegaconf import DictConfig
 from harness import distributed
 from harness.checkpoints import open_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
 from harness.config import global_rank, prepare_config, say_unsupported
+from harness.console import rl_games_output
 from harness.errors import UserError
 from harness.rl.agent import HarnessAgent
 from harness.rl.progress import ProgressObserver
@@ -44,7 +47,8 @@ def run_train(cfg: DictConfig) -> None:
     if cfg.multi_gpu:
         distributed.init_process_group(cfg.rl_device)
     try:
-        _train(cfg)
+        with rl_games_output(shown=cfg.verbose):
+            _train(cfg)
     finally:
         distributed.close_process_group()
 
@@ -103,6 +107,25 @@ def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, p
             if stopped.path is not None:  # rank 0 saved
                 print(f"Training {stopped}: saved {stopped.path}; continue with checkpoint=auto", flush=True)
             sys.exit(128 + stopped.signum)
+    if global_rank() == 0:
+        say_how_it_ended(cfg, run, observer)
+
+
+def say_how_it_ended(cfg: DictConfig, run: RunFolder, observer: ProgressObserver) -> None:
+    """A finished run's last lines: its rewards, where its files are, and the command that plays it."""
+    agent = observer.algo
+    elapsed = timedelta(seconds=round(time.perf_counter() - observer.start_time))
+    rewards = agent.game_rewards
+    last = f"mean reward {rewards.get_mean()[0]:.2f} at the end" if rewards.current_size > 0 else "no episode ended"
+    lines = [f"Training ended after epoch {agent.epoch_num} ({elapsed} this session): {last}"]
+    lines.append(f"  run folder    {run.path}  (tensorboard --logdir {run.path / 'summaries'})")
+    if run.best_checkpoint.is_file():
+        lines.append(f"  best          {run.best_checkpoint}  (mean reward {agent.last_mean_rewards:.2f})")
+    with suppress(UserError):
+        lines.append(f"  latest        {resolve_checkpoint('latest', run.root, run.experiment).path}")
+    experiment = f" experiment={run.experiment}" if run.experiment != cfg.task_name else ""
+    lines.append(f"  play it       python play.py task={cfg.task_name}{experiment}")
+    print("\n".join(lines), flush=True)
 
 
 @contextmanager

@@ -46,6 +46,8 @@ def test_play_reports_and_writes_json(run):
     assert report["length_mean"] == pytest.approx(23.0), "episodes of the run's own config (episodeLength 24)"
     assert report["return_mean"] == pytest.approx(np.mean(report["returns"]))
     assert f"{report['return_mean']:.2f} mean" in result.stdout
+    assert re.search(r"8/8 episodes \| [\d:]+ elapsed,", result.stdout), "the progress bar's last state"
+    assert "RunningMeanStd" not in result.stdout and "build mlp" not in result.stdout
 
 
 def test_train_py_test_true_plays_too(run):

@@ -67,6 +67,30 @@ def test_progress_shows_epochs_speed_reward_and_time_left(trained):
     assert all("steps/s" in line and "reward" in line and "left" in line for line in lines)
 
 
+def test_the_terminal_shows_the_projects_lines_and_ends_with_where_the_run_is(trained):
+    _, result = trained
+    for chatter in ("self.seed", "build mlp", "RunningMeanStd", "Started to train", "current training device"):
+        assert chatter not in result.stdout, f"rl_games' {chatter!r} shown without verbose=True"
+    ending = result.stdout[result.stdout.index("Training ended after epoch 4") :]
+    assert "run folder    runs/Ant" in ending and "tensorboard --logdir runs/Ant/summaries" in ending
+    assert re.search(r"best +runs/Ant/nn/Ant\.pth +\(mean reward -?[\d.]+\)", ending), ending
+    assert "latest        runs/Ant/nn/last_Ant_ep_4_rew_" in ending
+    assert ending.rstrip().endswith("play it       python play.py task=Ant"), ending
+
+
+def test_verbose_shows_rl_games_own_output_too(capsys):
+    from rl_games.algos_torch.running_mean_std import RunningMeanStd
+
+    from harness.console import rl_games_output
+
+    for shown in (False, True):
+        with rl_games_output(shown=shown):
+            RunningMeanStd((3,))  # rl_games prints its shape
+            print("ours")
+        out = capsys.readouterr().out
+        assert "ours" in out and ("RunningMeanStd:  (3,)" in out) == shown, out
+
+
 def test_an_earlier_run_is_never_overwritten(trained):
     workdir, _ = trained
     nn = workdir / "runs" / "Ant" / "nn"
