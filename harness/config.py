@@ -36,14 +36,33 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     except Exception as error:  # omegaconf raises several types; all mean a bad value in the config
         raise UserError(f"the config does not resolve: {error}".splitlines()[0]) from None
     _check_num_envs(cfg.task.env.numEnvs)
+    fixed_sigma(cfg)
     return cfg
+
+
+def fixed_sigma(cfg: DictConfig) -> float | None:
+    """IsaacGymEnvs' `sigma`: a value written into the network's fixed `sigma` parameter once the checkpoint is
+    loaded (for rl_games' continuous models, the log of the actions' standard deviation), for training and play;
+    None when unset. Refused for a network that learns its sigma per observation (fixed_sigma: False)."""
+    if cfg.sigma in ("", None):
+        return None
+    try:
+        sigma = float(cfg.sigma)
+    except (TypeError, ValueError):
+        raise UserError(f"sigma={cfg.sigma!r} is not a number (the network's fixed log standard deviation)") from None
+    continuous = OmegaConf.select(cfg, "train.params.network.space.continuous", default=None)
+    if not continuous or not continuous.get("fixed_sigma", False):
+        raise UserError(
+            f"sigma={cfg.sigma} sets a fixed sigma, and {cfg.task_name}'s network learns its own "
+            "(train.params.network.space.continuous.fixed_sigma is not True)"
+        )
+    return sigma
 
 
 # IsaacGymEnvs keys this project accepts but does not act on yet: each is named in one line when set.
 NOT_YET_SUPPORTED = {
     "wandb_activate": "Weights & Biases logging",
     "capture_video": "videos while training (play.py video=True renders one)",
-    "sigma": "a fixed action noise for play",
 }
 
 

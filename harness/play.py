@@ -20,7 +20,7 @@ from harness.checkpoints import (
     periodic_epoch_and_reward,
     resolve_checkpoint,
 )
-from harness.config import given_on_command_line, prepare_config, say_unsupported
+from harness.config import fixed_sigma, given_on_command_line, prepare_config, say_unsupported
 from harness.console import episode_progress, rl_games_output
 from harness.engines import get_engine
 from harness.errors import UserError
@@ -150,6 +150,10 @@ def build_player(cfg: DictConfig, task, state: dict, path: Path):
     player.has_batch_dimension = True
     check_network(state["model"], player.model.state_dict(), path, cfg.task_name)
     player.model.load_state_dict(state["model"])
+    sigma = fixed_sigma(cfg)
+    if sigma is not None:  # IsaacGymEnvs' sigma= (checked in prepare_config: the network has a fixed sigma)
+        with torch.no_grad():
+            player.model.a2c_network.sigma.fill_(sigma)
     return player
 
 

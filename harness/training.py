@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from harness import distributed
 from harness.checkpoints import open_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
-from harness.config import global_rank, prepare_config, say_unsupported
+from harness.config import fixed_sigma, global_rank, prepare_config, say_unsupported
 from harness.console import rl_games_output
 from harness.errors import UserError
 from harness.rl.agent import HarnessAgent
@@ -102,7 +102,9 @@ def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, p
         print(f"Training {cfg.task_name}: {envs} envs{ranks} on {cfg.sim_device}, run folder {run.path}")
     with stop_on_signals():
         try:
-            runner.run({"train": True, "play": False, "checkpoint": checkpoint and str(checkpoint), "sigma": None})
+            # rl_games writes sigma into the network once the checkpoint is restored, as in IsaacGymEnvs
+            args = {"checkpoint": checkpoint and str(checkpoint), "sigma": fixed_sigma(cfg)}
+            runner.run({"train": True, "play": False, **args})
         except TrainingStopped as stopped:
             if stopped.path is not None:  # rank 0 saved
                 print(f"Training {stopped}: saved {stopped.path}; continue with checkpoint=auto", flush=True)

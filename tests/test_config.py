@@ -130,7 +130,15 @@ def test_isaacgymenvs_keys_not_acted_on_yet_are_named_not_ignored(capsys):
 
     say_unsupported(compose_config(*CPU))
     assert capsys.readouterr().out == "", "nothing is said of keys left at their defaults"
-    say_unsupported(compose_config("wandb_activate=True", "capture_video=True", "sigma=0.5", *CPU))
+    say_unsupported(compose_config("wandb_activate=True", "capture_video=True", *CPU))
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["wandb_activate=True", "capture_video=True", "sigma=0.5"]
+    assert [line.split(":")[0] for line in lines] == ["wandb_activate=True", "capture_video=True"]
     assert all(line.endswith("is not supported yet; the run goes on without it") for line in lines)
+
+
+def test_sigma_is_a_number_for_a_network_with_a_fixed_sigma():
+    assert prepare_config(compose_config("sigma=-1.5", *CPU)).sigma == -1.5
+    with pytest.raises(UserError, match="sigma='wide' is not a number"):
+        prepare_config(compose_config("sigma=wide", *CPU))
+    with pytest.raises(UserError, match="Ant's network learns its own"):
+        prepare_config(compose_config("sigma=0", "train.params.network.space.continuous.fixed_sigma=False", *CPU))

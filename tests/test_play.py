@@ -221,3 +221,14 @@ def test_corrupt_checkpoint_is_refused_and_kept(run):
         assert "Traceback" not in result.stderr and broken.stat().st_size == 1000
     finally:
         broken.unlink()
+
+
+def test_sigma_fixes_the_action_noise_of_a_stochastic_play(run):
+    """IsaacGymEnvs' sigma=: with a vanishing standard deviation (exp(-30)), sampled actions are the mean ones."""
+    returns = []
+    for args in (["deterministic=True"], ["deterministic=False", "sigma=-30"]):
+        result = run_script("play.py", *PLAY, "num_episodes=4", *args, cwd=run)
+        assert result.returncode == 0, result.stderr[-2000:]
+        report = re.search(r"written to +(\S+\.json)", result.stdout)[1]
+        returns.append(json.loads((run / report).read_text())["returns"])
+    assert returns[0] == pytest.approx(returns[1], abs=1e-3)

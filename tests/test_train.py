@@ -207,3 +207,11 @@ def test_every_observer_of_a_trainer_hears_every_epoch(tmp_path, monkeypatch):
     trainer.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
     assert recorder.events == ["init", 1, 2]
     assert len(progress.steps_per_s) == 2
+
+
+def test_sigma_starts_training_from_that_fixed_sigma(tmp_path):
+    result = run_script("train.py", *TINY, "max_iterations=1", "sigma=-2", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (checkpoint,) = (tmp_path / "runs" / "Ant" / "nn").glob("last_*.pth")
+    sigma = torch.load(checkpoint, weights_only=True)["model"]["a2c_network.sigma"]
+    assert torch.allclose(sigma, torch.full_like(sigma, -2.0), atol=0.05), sigma  # one epoch of small Adam steps
