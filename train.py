@@ -11,12 +11,13 @@ register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="cfg", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Returns the run's best mean reward, which Hydra's sweepers (-m) read."""
     with report_user_errors():
         get_engine(cfg.physics_engine).load()  # before anything imports torch, which Isaac Gym must precede
         from harness.training import run_train  # after Hydra has parsed the command line: a typo fails fast
 
-        run_train(cfg)
+        return run_train(cfg)
 
 
 if __name__ == "__main__":

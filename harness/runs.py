@@ -81,11 +81,27 @@ class RunFolder:
 
 
 def experiment_name(cfg: DictConfig) -> str:
-    """The `experiment` key, else the train config's name (which defaults to the task name)."""
+    """The `experiment` key, else the train config's name (which defaults to the task name); in a sweep
+    (`train.py -m`), followed by the job's own overrides: runs/Ant_seed-1, runs/Ant_seed-2, ..."""
     name = cfg.experiment or cfg.train.params.config.name
+    if name and _sweep_job_overrides() is not None:
+        overrides = _sweep_job_overrides()
+        name = f"{name}_{overrides.replace('/', '-')}" if overrides else name
     if not name or "/" in name or "\\" in name or name in (".", ".."):
         raise UserError(f"experiment={name!r} cannot name a run folder; use letters, digits, '-', '_' or '.'")
     return str(name)
+
+
+def _sweep_job_overrides() -> str | None:
+    """In a Hydra multirun, the job's overrides as cfg/config.yaml's hydra.job.config.override_dirname writes them
+    (seed-1_train.params.config.gamma-0.98), less the keys that choose where and how a run goes rather than what
+    it learns; None outside a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return HydraConfig.get().job.override_dirname
 
 
 def prepare_run_dir(cfg: DictConfig, run: RunFolder, write: bool = True) -> Path:

@@ -19,7 +19,7 @@ from harness.checkpoints import open_checkpoint, periodic_epoch_and_reward, reso
 from harness.config import fixed_sigma, global_rank, prepare_config, say_unsupported
 from harness.console import rl_games_output
 from harness.errors import UserError
-from harness.rl.agent import HarnessAgent
+from harness.rl.agent import NO_BEST, HarnessAgent
 from harness.rl.progress import ProgressObserver
 from harness.rl.train_loop import TrainingStopped
 from harness.rl.trainer import build_trainer, rl_games_params
@@ -34,13 +34,14 @@ from harness.runs import (
 )
 
 
-def run_train(cfg: DictConfig) -> None:
-    """Train the configured task with rl_games PPO, writing runs/<experiment>/ (or play, with test=True)."""
+def run_train(cfg: DictConfig) -> float | None:
+    """Train the configured task with rl_games PPO, writing runs/<experiment>/ (or play, with test=True); the run's
+    best mean reward."""
     if cfg.test:  # IsaacGymEnvs' habit: train.py test=True checkpoint=... plays instead of training
         from harness.play import run_play
 
         run_play(cfg)
-        return
+        return None
     cfg = prepare_config(cfg)
     if global_rank() == 0:
         say_unsupported(cfg)
@@ -48,12 +49,13 @@ def run_train(cfg: DictConfig) -> None:
         distributed.init_process_group(cfg.rl_device)
     try:
         with rl_games_output(shown=cfg.verbose):
-            _train(cfg)
+            return _train(cfg)
     finally:
         distributed.close_process_group()
 
 
-def _train(cfg: DictConfig) -> None:
+def _train(cfg: DictConfig) -> float | None:
+    """Train; the best mean reward the run reached (None before any episode ended), which Hydra's sweepers read."""
     run = RunFolder(experiment_name(cfg))
     # Everything that can be checked is checked before anything is written.
     checkpoint = checkpoint_to_resume(cfg.checkpoint, run, cfg.task_name)
@@ -66,7 +68,7 @@ def _train(cfg: DictConfig) -> None:
         sweep_temporary_files(run_dir)
     observer = ProgressObserver()
     try:
-        _start_and_train(cfg, run, checkpoint, params, observer)
+        return _start_and_train(cfg, run, checkpoint, params, observer)
     except Exception as error:
         if global_rank() == 0 and not observer.steps_per_s:  # failed before its first epoch: leave runs/ as it was
             before.restore(run_dir)
@@ -89,7 +91,7 @@ def _out_of_memory(error: Exception) -> bool:
     )
 
 
-def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, params: dict, observer) -> None:
+def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, params: dict, observer) -> float | None:
     resuming_in_place = checkpoint is not None and run.holds(checkpoint)
     if resuming_in_place:
         append_config_history(cfg, run, write=global_rank() == 0)
@@ -111,6 +113,8 @@ def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, p
             sys.exit(128 + stopped.signum)
     if global_rank() == 0:
         say_how_it_ended(cfg, run, observer)
+    best = float(observer.algo.last_mean_rewards)
+    return best if best > NO_BEST else None
 
 
 def say_how_it_ended(cfg: DictConfig, run: RunFolder, observer: ProgressObserver) -> None:
