@@ -61,7 +61,6 @@ def fixed_sigma(cfg: DictConfig) -> float | None:
 
 # IsaacGymEnvs keys this project accepts but does not act on yet: each is named in one line when set.
 NOT_YET_SUPPORTED = {
-    "wandb_activate": "Weights & Biases logging",
     "capture_video": "videos while training (play.py video=True renders one)",
 }
 

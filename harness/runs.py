@@ -75,6 +75,16 @@ class RunFolder:
         """play.py export=onnx|jit's policies."""
         return self.path / "exported"
 
+    @property
+    def wandb_run_id(self) -> Path:
+        """The id of the run's Weights & Biases run (wandb_activate=True), so that a resume continues it."""
+        return self.path / "wandb_run_id"
+
+    @property
+    def wandb_files(self) -> Path:
+        """What the wandb package keeps on disk for the run (its offline runs too)."""
+        return self.path / "wandb"
+
     def holds(self, checkpoint: Path) -> bool:
         """Whether `checkpoint` is one of this run's own files."""
         return checkpoint.parent.resolve() == self.nn.resolve()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from harness.runs import (
     prepare_run_dir,
     sweep_temporary_files,
 )
+from harness.tracking import wandb_run
 
 
 def run_train(cfg: DictConfig) -> float | None:
@@ -102,7 +102,8 @@ def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, p
         ranks = f" x {distributed.world_size()} ranks" if cfg.multi_gpu else ""
         envs = cfg.task.env.numEnvs
         print(f"Training {cfg.task_name}: {envs} envs{ranks} on {cfg.sim_device}, run folder {run.path}")
-    with stop_on_signals():
+    tracking = wandb_run(cfg, run, resuming_in_place) if global_rank() == 0 else nullcontext()
+    with stop_on_signals(), tracking:
         try:
             # rl_games writes sigma into the network once the checkpoint is restored, as in IsaacGymEnvs
             args = {"checkpoint": checkpoint and str(checkpoint), "sigma": fixed_sigma(cfg)}
@@ -120,7 +121,7 @@ def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, p
 def say_how_it_ended(cfg: DictConfig, run: RunFolder, observer: ProgressObserver) -> None:
     """A finished run's last lines: its rewards, where its files are, and the command that plays it."""
     agent = observer.algo
-    elapsed = timedelta(seconds=round(time.perf_counter() - observer.start_time))
+    elapsed = timedelta(seconds=round(observer.last_time - observer.start_time))  # to the last epoch's end
     rewards = agent.game_rewards
     last = f"mean reward {rewards.get_mean()[0]:.2f} at the end" if rewards.current_size > 0 else "no episode ended"
     lines = [f"Training ended after epoch {agent.epoch_num} ({elapsed} this session): {last}"]

@@ -65,11 +65,14 @@ def make_ant(num_envs: int = 8, *overrides: str):
     return make_cpu_task("Ant", num_envs, *overrides)
 
 
-def run_script(script: str, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run one of the project's entry points as a user would, from `cwd`."""
+def run_script(
+    script: str, *args: str, cwd: Path, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run one of the project's entry points as a user would, from `cwd` (in `env`, else this environment)."""
     return subprocess.run(
         [sys.executable, str(ROOT / script), *args],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
