@@ -1,5 +1,10 @@
 """Train a task: `python train.py task=Ant` (Hydra overrides as in IsaacGymEnvs)."""
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
@@ -8,6 +13,11 @@ from harness.errors import report_user_errors
 from harness.resolvers import register_resolvers
 
 register_resolvers()
+# Jobs that a Hydra launcher starts in processes of their own (hydra/launcher=submitit_local, or on SLURM nodes,
+# which get this environment) import the project as this process does.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")])
+)
 
 
 @hydra.main(version_base="1.3", config_path="cfg", config_name="config")

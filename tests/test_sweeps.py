@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import CPU, run_script
+from conftest import CPU, ROOT, run_script
 
 SWEEP = ["-m", "task=Cartpole", "seed=1,2", "num_envs=16", "max_iterations=3", "train.params.config.save_best_after=1"]
 
@@ -33,3 +33,28 @@ def test_the_same_sweep_again_refuses_to_mix_into_its_runs(tmp_path):
     assert run_script("train.py", *one_job, cwd=tmp_path).returncode == 0
     again = run_script("train.py", *one_job, cwd=tmp_path)
     assert again.returncode != 0 and "already holds" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_a_sweep_through_submitit_runs_its_jobs_in_processes_of_their_own(tmp_path):
+    """hydra/launcher=submitit_local: the stand-in here for submitit_slurm (the same launcher code minus SLURM)."""
+    sweep = ["-m", "hydra/launcher=submitit_local", "task=Cartpole", "seed=1,2", "num_envs=16", "max_iterations=2"]
+    result = run_script("train.py", *sweep, *CPU, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    names = [f"Cartpole_max_iterations-2_num_envs-16_seed-{seed}" for seed in (1, 2)]
+    for name in names:
+        assert any((tmp_path / "runs" / name / "nn").glob("*.pth")), name
+    (folder,) = (tmp_path / "runs" / "sweeps").iterdir()
+    assert any((folder / ".submitit").iterdir()), "submitit's job logs"
+    jobs = json.loads((folder / "summary.json").read_text())["jobs"]
+    assert [(job["run_folder"], job["status"]) for job in jobs] == [(f"runs/{name}", "completed") for name in names]
+
+
+def test_the_shipped_slurm_launcher_config_is_submitits_with_one_gpu_a_job():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
+        cfg = compose("config", ["hydra/launcher=slurm", "hydra.launcher.partition=gpu"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.nodes, launcher.partition) == (1, 1, 1, "gpu")
+    assert launcher.submitit_folder.startswith("runs/sweeps/") and launcher.submitit_folder.endswith("/.submitit/%j")
