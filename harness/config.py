@@ -37,6 +37,7 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
         raise UserError(f"the config does not resolve: {error}".splitlines()[0]) from None
     _check_num_envs(cfg.task.env.numEnvs)
     fixed_sigma(cfg)
+    capture_video_settings(cfg)
     return cfg
 
 
@@ -59,17 +60,15 @@ def fixed_sigma(cfg: DictConfig) -> float | None:
     return sigma
 
 
-# IsaacGymEnvs keys this project accepts but does not act on yet: each is named in one line when set.
-NOT_YET_SUPPORTED = {
-    "capture_video": "videos while training (play.py video=True renders one)",
-}
-
-
-def say_unsupported(cfg: DictConfig) -> None:
-    """One line per IsaacGymEnvs key that is set but does nothing here yet, so none is ignored silently."""
-    for key, what in NOT_YET_SUPPORTED.items():
-        if cfg.get(key) not in (None, "", False):
-            print(f"{key}={cfg[key]}: {what} is not supported yet; the run goes on without it")
+def capture_video_settings(cfg: DictConfig) -> tuple[int, int] | None:
+    """capture_video=True's (capture_video_freq, capture_video_len) in env steps, checked; None when off."""
+    if not cfg.capture_video:
+        return None
+    freq, length = cfg.capture_video_freq, cfg.capture_video_len
+    for key, value in (("capture_video_freq", freq), ("capture_video_len", length)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(f"{key} must be a whole number of env steps >= 1, got {value!r}")
+    return freq, length
 
 
 def _check_num_envs(num_envs) -> None:

@@ -20,7 +20,7 @@ from harness.checkpoints import (
     periodic_epoch_and_reward,
     resolve_checkpoint,
 )
-from harness.config import fixed_sigma, given_on_command_line, prepare_config, say_unsupported
+from harness.config import fixed_sigma, given_on_command_line, prepare_config
 from harness.console import episode_progress, rl_games_output
 from harness.engines import get_engine
 from harness.errors import UserError
@@ -48,7 +48,6 @@ def _play(cfg: DictConfig) -> dict:
     choice = resolve_checkpoint(cfg.checkpoint or "auto", RUNS_DIR, experiment_name(cfg))
     run = _run_of(choice.path)
     cfg = prepare_config(_run_config(cfg, run))
-    say_unsupported(cfg)
     state = open_checkpoint(choice.path, cfg.task_name)
     if cfg.video and not get_engine(cfg.physics_engine).renders_video:
         raise UserError(

@@ -15,13 +15,15 @@ from omegaconf import DictConfig
 
 from harness import distributed
 from harness.checkpoints import open_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
-from harness.config import fixed_sigma, global_rank, prepare_config, say_unsupported
+from harness.config import capture_video_settings, fixed_sigma, global_rank, prepare_config
 from harness.console import rl_games_output
+from harness.engines import get_engine
 from harness.errors import UserError
 from harness.rl.agent import NO_BEST, HarnessAgent
 from harness.rl.progress import ProgressObserver
 from harness.rl.train_loop import TrainingStopped
 from harness.rl.trainer import build_trainer, rl_games_params
+from harness.rl.training_video import TrainingVideo
 from harness.runs import (
     RunFolder,
     RunLock,
@@ -43,8 +45,6 @@ def run_train(cfg: DictConfig) -> float | None:
         run_play(cfg)
         return None
     cfg = prepare_config(cfg)
-    if global_rank() == 0:
-        say_unsupported(cfg)
     if cfg.multi_gpu:
         distributed.init_process_group(cfg.rl_device)
     try:
@@ -97,13 +97,14 @@ def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, p
         append_config_history(cfg, run, write=global_rank() == 0)
     else:
         prepare_run_dir(cfg, run, write=global_rank() == 0)
-    runner = build_trainer(cfg, params, [observer])
+    video = _training_video(cfg, run)
+    runner = build_trainer(cfg, params, [observer, *filter(None, [video])])
     if global_rank() == 0:
         ranks = f" x {distributed.world_size()} ranks" if cfg.multi_gpu else ""
         envs = cfg.task.env.numEnvs
         print(f"Training {cfg.task_name}: {envs} envs{ranks} on {cfg.sim_device}, run folder {run.path}")
     tracking = wandb_run(cfg, run, resuming_in_place) if global_rank() == 0 else nullcontext()
-    with stop_on_signals(), tracking:
+    with stop_on_signals(), tracking, _closing(video):
         try:
             # rl_games writes sigma into the network once the checkpoint is restored, as in IsaacGymEnvs
             args = {"checkpoint": checkpoint and str(checkpoint), "sigma": fixed_sigma(cfg)}
@@ -116,6 +117,28 @@ def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, p
         say_how_it_ended(cfg, run, observer)
     best = float(observer.algo.last_mean_rewards)
     return best if best > NO_BEST else None
+
+
+def _training_video(cfg: DictConfig, run: RunFolder) -> TrainingVideo | None:
+    """capture_video=True's observer (rank 0, and where the engine can render: MuJoCo Warp)."""
+    settings = capture_video_settings(cfg)
+    if settings is None or global_rank() != 0:
+        return None
+    if not get_engine(cfg.physics_engine).renders_video:
+        print("capture_video=True renders with MuJoCo Warp; this run (physics_engine=physx) goes on without videos")
+        return None
+    return TrainingVideo(*settings, run.videos)
+
+
+@contextmanager
+def _closing(video: TrainingVideo | None) -> Iterator[None]:
+    """The training's videos finish rendering before training returns, however it ends."""
+    try:
+        yield
+    finally:
+        if video is not None:
+            for failed in video.close():
+                print(f"capture_video: a video was not written: {failed}")
 
 
 def say_how_it_ended(cfg: DictConfig, run: RunFolder, observer: ProgressObserver) -> None:

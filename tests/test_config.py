@@ -125,15 +125,11 @@ def test_a_num_envs_beyond_the_devices_free_memory_is_refused_with_the_estimate(
     )
 
 
-def test_isaacgymenvs_keys_not_acted_on_yet_are_named_not_ignored(capsys):
-    from harness.config import say_unsupported
-
-    say_unsupported(compose_config(*CPU))
-    assert capsys.readouterr().out == "", "nothing is said of keys left at their defaults"
-    say_unsupported(compose_config("capture_video=True", *CPU))
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["capture_video=True"]
-    assert all(line.endswith("is not supported yet; the run goes on without it") for line in lines)
+@pytest.mark.parametrize("key", ["capture_video_freq", "capture_video_len"])
+def test_capture_video_settings_are_whole_numbers_of_steps(key):
+    assert prepare_config(compose_config("capture_video=True", f"{key}=5", *CPU))[key] == 5
+    with pytest.raises(UserError, match=f"{key} must be a whole number of env steps >= 1, got 0"):
+        prepare_config(compose_config("capture_video=True", f"{key}=0", *CPU))
 
 
 def test_sigma_is_a_number_for_a_network_with_a_fixed_sigma():

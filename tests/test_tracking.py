@@ -21,6 +21,9 @@ WANDB = [
     "wandb_group=ci",
     "wandb_tags=[cpu,tiny]",
     "train.params.config.save_best_after=1",
+    "capture_video=True",
+    "capture_video_freq=20",
+    "capture_video_len=10",
 ]
 
 
@@ -87,6 +90,7 @@ def test_the_wandb_run_holds_the_config_the_scalars_and_the_checkpoints(offline)
     assert config["task_name"] == "Cartpole" and config["task"]["env"]["numEnvs"] == 16
     # TensorBoard's scalars, rl_games' and this project's
     assert {"rewards/step", "losses/a_loss", "info/last_lr", "performance/env_steps_per_s"} <= first["history"]
+    assert "videos/train/_type" in first["history"], "capture_video's videos, as W&B media"
     assert first["summary"]["checkpoint/best"] == str((run / "nn" / "Cartpole.pth").resolve())
     assert first["summary"]["checkpoint/latest"].endswith(".pth") and "_ep_3_" in first["summary"]["checkpoint/latest"]
 

@@ -215,3 +215,18 @@ def test_sigma_starts_training_from_that_fixed_sigma(tmp_path):
     (checkpoint,) = (tmp_path / "runs" / "Ant" / "nn").glob("last_*.pth")
     sigma = torch.load(checkpoint, weights_only=True)["model"]["a2c_network.sigma"]
     assert torch.allclose(sigma, torch.full_like(sigma, -2.0), atol=0.05), sigma  # one epoch of small Adam steps
+
+
+def test_capture_video_writes_videos_of_env_0_while_training(tmp_path):
+    """Every 20 env steps, 10 steps of env 0: 48 steps (3 epochs of 16) make two whole videos."""
+    import imageio.v3 as iio
+
+    video = ["capture_video=True", "capture_video_freq=20", "capture_video_len=10"]
+    result = run_script("train.py", "task=Cartpole", "num_envs=16", "max_iterations=3", *CPU, *video, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    videos = tmp_path / "runs" / "Cartpole" / "videos"
+    assert sorted(p.name for p in videos.iterdir()) == ["train_ep1.mp4", "train_ep2.mp4"]
+    for path in videos.iterdir():
+        frames = iio.imread(path)
+        assert frames.shape == (10, 480, 640, 3)
+        assert (frames[0].astype(int) - frames[-1]).__abs__().mean() > 0.1, "the pole moves"
