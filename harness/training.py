@@ -125,7 +125,7 @@ def _training_video(cfg: DictConfig, run: RunFolder) -> TrainingVideo | None:
     if settings is None or global_rank() != 0:
         return None
     if not get_engine(cfg.physics_engine).renders_video:
-        print("capture_video=True renders with MuJoCo Warp; this run (physics_engine=physx) goes on without videos")
+        print(f"capture_video=True renders with MuJoCo Warp: physics_engine={cfg.physics_engine} trains without videos")
         return None
     return TrainingVideo(*settings, run.videos)
 
