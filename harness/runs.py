@@ -94,24 +94,34 @@ def experiment_name(cfg: DictConfig) -> str:
     """The `experiment` key, else the train config's name (which defaults to the task name); in a sweep
     (`train.py -m`), followed by the job's own overrides: runs/Ant_seed-1, runs/Ant_seed-2, ..."""
     name = cfg.experiment or cfg.train.params.config.name
-    if name and _sweep_job_overrides() is not None:
-        overrides = _sweep_job_overrides()
-        name = f"{name}_{overrides.replace('/', '-')}" if overrides else name
+    overrides = _sweep_job_overrides()
+    if name and overrides:
+        name = f"{name}_{overrides.replace('/', '-')}"
     if not name or "/" in name or "\\" in name or name in (".", ".."):
         raise UserError(f"experiment={name!r} cannot name a run folder; use letters, digits, '-', '_' or '.'")
     return str(name)
 
 
+# Keys that choose where and how a run goes rather than what it learns: left out of a sweep job's run folder name.
+NOT_IN_RUN_NAMES = {
+    "task", "experiment", "checkpoint", "headless", "sim_device", "rl_device", "multi_gpu", "verbose", "test"
+}  # fmt: skip
+
+
 def _sweep_job_overrides() -> str | None:
-    """In a Hydra multirun, the job's overrides as cfg/config.yaml's hydra.job.config.override_dirname writes them
-    (seed-1_train.params.config.gamma-0.98), less the keys that choose where and how a run goes rather than what
-    it learns; None outside a multirun."""
+    """In a Hydra multirun, the job's own overrides as `key-value` joined by `_`, sorted, each key by its last part
+    (seed-1_learning_rate-0.0003, sorted by the whole key), less NOT_IN_RUN_NAMES; None outside a multirun."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
-    return HydraConfig.get().job.override_dirname
+    items = []
+    for override in sorted(HydraConfig.get().overrides.task):
+        key, _, value = override.lstrip("+~").partition("=")
+        if key not in NOT_IN_RUN_NAMES and not key.startswith("hydra"):
+            items.append(f"{key.rsplit('.', 1)[-1]}-{value}")
+    return "_".join(items)
 
 
 def prepare_run_dir(cfg: DictConfig, run: RunFolder, write: bool = True) -> Path:

@@ -13,7 +13,7 @@ def test_a_seed_sweep_trains_each_job_into_its_own_run_folder_and_sums_up(tmp_pa
     result = run_script("train.py", *SWEEP, *CPU, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     runs = tmp_path / "runs"
-    stem = "Cartpole_max_iterations-3_num_envs-16_seed-{}_train.params.config.save_best_after-1"
+    stem = "Cartpole_max_iterations-3_num_envs-16_seed-{}_save_best_after-1"
     folders = [runs / stem.format(seed) for seed in (1, 2)]
     assert sorted(p.name for p in runs.iterdir()) == sorted([*(f.name for f in folders), "sweeps"])
     assert [p.name for p in tmp_path.iterdir()] == ["runs"], "nothing else lands in the working directory"
@@ -58,3 +58,17 @@ def test_the_shipped_slurm_launcher_config_is_submitits_with_one_gpu_a_job():
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.nodes, launcher.partition) == (1, 1, 1, "gpu")
     assert launcher.submitit_folder.startswith("runs/sweeps/") and launcher.submitit_folder.endswith("/.submitit/%j")
+
+
+def test_an_optuna_search_with_the_shipped_config_maximises_the_best_reward(tmp_path):
+    sweep = ["-m", "hydra/sweeper=optuna_lr", "hydra.sweeper.n_trials=2", "task=Cartpole", "num_envs=16"]
+    tiny = ["max_iterations=2", "train.params.config.save_best_after=1", *CPU]
+    result = run_script("train.py", *sweep, *tiny, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (folder,) = (tmp_path / "runs" / "sweeps").iterdir()
+    jobs = json.loads((folder / "summary.json").read_text())["jobs"]
+    assert len(jobs) == 2 and all(isinstance(job["best_reward"], float) for job in jobs), jobs
+    rates = {float(o.split("=")[1]) for job in jobs for o in job["overrides"] if o.startswith("train.params.config.le")}
+    assert len(rates) == 2 and all(1e-4 <= rate <= 3e-3 for rate in rates), "two trials within the config's range"
+    for job in jobs:
+        assert (tmp_path / job["run_folder"]).is_dir() and "_learning_rate-" in job["run_folder"]
