@@ -17,6 +17,17 @@ import torch.distributed as dist
 NORMALIZER_BUFFERS = {"running_mean", "running_var", "count"}
 
 
+def ranks_from_submitit() -> None:
+    """Under Hydra's submitit launcher with several tasks a job (hydra.launcher.tasks_per_node=<GPUs>), each task is
+    a rank: give it the environment torchrun would (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), from
+    submitit's own, so that multi_gpu=True runs there as under torchrun. Nothing changes elsewhere."""
+    if "LOCAL_RANK" in os.environ or not os.environ.get("SUBMITIT_EXECUTOR"):
+        return
+    from submitit.helpers import TorchDistributedEnvironment
+
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # cuda:LOCAL_RANK, as under torchrun
+
+
 def init_process_group(device: str) -> None:
     """Join the torchrun launch: NCCL bound to this rank's GPU, or gloo for ranks on the CPU."""
     if torch.device(device).type == "cuda":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -21,6 +22,8 @@ class SweepSummary(Callback):
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:  # Hydra calls back on single runs too
+            return
+        if int(os.environ.get("RANK", "0")) != 0:  # a multi-GPU job's other ranks: rank 0 reports the job
             return
         completed = job_return.status == JobStatus.COMPLETED
         job = {

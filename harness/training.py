@@ -44,6 +44,8 @@ def run_train(cfg: DictConfig) -> float | None:
 
         run_play(cfg)
         return None
+    if cfg.multi_gpu:
+        distributed.ranks_from_submitit()
     cfg = prepare_config(cfg)
     if cfg.multi_gpu:
         distributed.init_process_group(cfg.rl_device)

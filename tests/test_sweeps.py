@@ -72,3 +72,16 @@ def test_an_optuna_search_with_the_shipped_config_maximises_the_best_reward(tmp_
     assert len(rates) == 2 and all(1e-4 <= rate <= 3e-3 for rate in rates), "two trials within the config's range"
     for job in jobs:
         assert (tmp_path / job["run_folder"]).is_dir() and "_learning_rate-" in job["run_folder"]
+
+
+def test_a_submitit_job_of_two_tasks_trains_as_two_ranks(tmp_path):
+    """hydra.launcher.tasks_per_node=2 with multi_gpu=True: submitit's tasks become the ranks (here CPU processes)."""
+    job = ["-m", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2", "multi_gpu=True", "task=Cartpole"]
+    tiny = ["seed=1", "num_envs=16", "max_iterations=2", "train.params.config.save_best_after=1", *CPU]
+    result = run_script("train.py", *job, *tiny, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (sweep,) = (tmp_path / "runs" / "sweeps").iterdir()
+    logs = "".join(path.read_text() for path in sweep.glob(".submitit/*/*_log.out"))
+    assert "Training Cartpole: 16 envs x 2 ranks on cpu" in logs, logs[-2000:]
+    (job_summary,) = json.loads((sweep / "summary.json").read_text())["jobs"]
+    assert job_summary["status"] == "completed" and isinstance(job_summary["best_reward"], float), job_summary
