@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from harness import graphs
 from harness.rl.seam import AlgoObserver
 
 
@@ -47,7 +48,8 @@ class TrainingVideo(AlgoObserver):
 def _render(model, poses: torch.Tensor, fps: float, path: Path) -> Path:
     from harness.video import write_video
 
-    write_video(model, poses, fps, path)
+    with graphs.CAPTURE_LOCK:  # no frame of it may land in a graph the training thread is capturing
+        write_video(model, poses, fps, path)
     wandb = sys.modules.get("wandb")  # only if a W&B run is going (wandb_activate=True imported it)
     if wandb is not None and wandb.run is not None:
         wandb.run.log({"videos/train": wandb.Video(str(path), format="mp4")})
