@@ -140,7 +140,7 @@ def _closing(video: TrainingVideo | None) -> Iterator[None]:
     finally:
         if video is not None:
             for failed in video.close():
-                print(f"capture_video: a video was not written: {failed}")
+                print(f"capture_video: {failed}")
 
 
 def say_how_it_ended(cfg: DictConfig, run: RunFolder, observer: ProgressObserver) -> None:

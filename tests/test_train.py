@@ -230,3 +230,10 @@ def test_capture_video_writes_videos_of_env_0_while_training(tmp_path):
         frames = iio.imread(path)
         assert frames.shape == (10, 480, 640, 3)
         assert (frames[0].astype(int) - frames[-1]).__abs__().mean() > 0.1, "the pole moves"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "runs" / "Cartpole" / "summaries"), size_guidance={"images": 0})
+    events.Reload()
+    gifs = events.Images("videos/train")
+    assert len(gifs) == 2 and all(gif.encoded_image_string[:6] == b"GIF89a" for gif in gifs)
+    assert (gifs[0].width, gifs[0].height) == (320, 240)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -15,8 +16,8 @@ from harness.rl.seam import AlgoObserver
 
 class TrainingVideo(AlgoObserver):
     """Keeps env 0's poses on the device while a video is due (a copy per env step, no host sync), then renders
-    them into <videos>/train_ep<N>.mp4 on a worker thread while training goes on; logs each video to W&B when a
-    W&B run is active. `close()` waits for the last one."""
+    them into <videos>/train_ep<N>.mp4 on a worker thread while training goes on; logs each video to TensorBoard
+    and, when a W&B run is active, to W&B. `close()` waits for the last one."""
 
     def __init__(self, freq: int, length: int, videos: Path) -> None:
         super().__init__()
@@ -37,7 +38,8 @@ class TrainingVideo(AlgoObserver):
             self.poses[frame].copy_(self.sim.qpos[0])
         if frame == self.length - 1:
             path = self.videos / f"train_ep{self.algo.epoch_num}.mp4"
-            self.pending.append(self.worker.submit(_render, self.sim.mj_model, self.poses.clone(), self.fps, path))
+            video = Video(self.sim.mj_model, self.poses.clone(), self.fps, path)
+            self.pending.append(self.worker.submit(_render, video, self.algo.writer, self.algo.frame))
 
     def close(self) -> list[str]:
         """Wait for the videos still rendering; what went wrong with any (one line each)."""
@@ -45,12 +47,37 @@ class TrainingVideo(AlgoObserver):
         return [str(future.exception()).splitlines()[0] for future in self.pending if future.exception() is not None]
 
 
-def _render(model, poses: torch.Tensor, fps: float, path: Path) -> Path:
+class Video(NamedTuple):
+    """One video due: the model to draw, env 0's poses (frames, nq) on the device, frames per second, the file."""
+
+    model: object
+    poses: torch.Tensor
+    fps: float
+    path: Path
+
+
+def _render(video: Video, writer, frame: int) -> Path:
     from harness.video import write_video
 
+    path = video.path
     with graphs.CAPTURE_LOCK:  # no frame of it may land in a graph the training thread is capturing
-        write_video(model, poses, fps, path)
+        write_video(video.model, video.poses, video.fps, path)
+    if writer is not None:
+        _to_tensorboard(writer, path, video.fps, frame)
     wandb = sys.modules.get("wandb")  # only if a W&B run is going (wandb_activate=True imported it)
     if wandb is not None and wandb.run is not None:
         wandb.run.log({"videos/train": wandb.Video(str(path), format="mp4")})
     return path
+
+
+def _to_tensorboard(writer, path: Path, fps: float, frame: int) -> None:
+    """The video as an animated GIF at half size in TensorBoard's image panel, tag videos/train: what the writer's
+    add_video writes, without its dependency on moviepy 1.x. rl_games' writer is tensorboardX's."""
+    import imageio.v3 as iio
+    from tensorboardX.proto.summary_pb2 import Summary
+
+    frames = iio.imread(path)[:, ::2, ::2]
+    gif = iio.imwrite("<bytes>", frames, extension=".gif", duration=1000.0 / fps, loop=0)
+    image = Summary.Image(height=frames.shape[1], width=frames.shape[2], colorspace=3, encoded_image_string=gif)
+    # SummaryWriter has no public call for a ready-made summary; its file writer (thread-safe: a queue) has
+    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag="videos/train", image=image)]), frame)
