@@ -81,17 +81,22 @@ def _choose_in_run(run: RunFolder, rule: str) -> Checkpoint:
         found = f"runs there: {', '.join(runs)}" if runs else f"there are no runs under {runs_dir}/"
         raise UserError(f"no run folder {run.path} with checkpoints; pick one with experiment=<name> ({found})")
     best = run.best_checkpoint
-    periodic = {p: periodic_epoch_and_reward(p, experiment) for p in nn.glob("last_*.pth")}
-    periodic = {p: epoch_reward for p, epoch_reward in periodic.items() if epoch_reward is not None}
     if rule in ("auto", "best") and best.is_file():
         return Checkpoint(best, "the best checkpoint of the run")
     if rule == "best":
         raise UserError(f"{nn} has no best checkpoint {best.name} yet; use checkpoint=latest or checkpoint=auto")
-    if not periodic:
+    newest = latest_checkpoint(run)
+    if newest is None:
         raise UserError(f"{nn} holds no checkpoint of experiment {experiment}; train first, or pick another run")
-    newest = max(periodic, key=lambda p: periodic[p][0])
     why = "the newest periodic checkpoint" + (" (the run has no best checkpoint yet)" if rule == "auto" else "")
     return Checkpoint(newest, why)
+
+
+def latest_checkpoint(run: RunFolder) -> Path | None:
+    """The run's periodic checkpoint of the highest epoch (by its name), or None if it has none."""
+    periodic = {p: periodic_epoch_and_reward(p, run.experiment) for p in run.nn.glob("last_*.pth")}
+    periodic = {p: epoch_reward for p, epoch_reward in periodic.items() if epoch_reward is not None}
+    return max(periodic, key=lambda p: periodic[p][0]) if periodic else None
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -84,9 +84,9 @@ def _play(cfg: DictConfig) -> dict:
 
 def _write_video_and_export(cfg: DictConfig, task, player, poses, *, out: RunFolder, report_stem: str, stem: str):
     if cfg.video:
-        from harness.video import write_video
+        from harness.video import steps_per_second, write_video
 
-        fps = 1.0 / (cfg.task.sim.dt * cfg.task.env.get("controlFrequencyInv", 1))
+        fps = steps_per_second(cfg.task)
         path = out.videos / f"{report_stem}.mp4"
         print(f"Video of env 0 ({len(poses)} steps): {write_video(task.sim.mj_model, poses, fps, path)}")
     if cfg.export:

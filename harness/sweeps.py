@@ -23,7 +23,9 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:  # Hydra calls back on single runs too
             return
-        if int(os.environ.get("RANK", "0")) != 0:  # a multi-GPU job's other ranks: rank 0 reports the job
+        # A multi-GPU job's other ranks: rank 0 reports the job. (RANK read here, not harness.config.global_rank:
+        # Hydra builds this callback before train.py loads the engine, and harness.config would import torch first.)
+        if int(os.environ.get("RANK", "0")) != 0:
             return
         completed = job_return.status == JobStatus.COMPLETED
         job = {

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from omegaconf import DictConfig, OmegaConf
 
+from harness.checkpoints import latest_checkpoint
 from harness.errors import UserError
 from harness.runs import RunFolder, write_text_atomic
 
@@ -66,7 +67,6 @@ def _start(wandb, cfg: DictConfig, run: RunFolder, resuming_in_place: bool):
 
 def _checkpoints(run: RunFolder) -> dict:
     """The run's folder and checkpoints, for the W&B run's summary."""
-    periodic = sorted(run.nn.glob("last_*.pth"), key=lambda path: path.stat().st_mtime)
-    paths = {"run_folder": run.path, "checkpoint/best": run.best_checkpoint if run.best_checkpoint.is_file() else None}
-    paths["checkpoint/latest"] = periodic[-1] if periodic else None
+    best = run.best_checkpoint if run.best_checkpoint.is_file() else None
+    paths = {"run_folder": run.path, "checkpoint/best": best, "checkpoint/latest": latest_checkpoint(run)}
     return {key: str(path.resolve()) for key, path in paths.items() if path is not None}

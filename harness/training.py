@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from harness import distributed
-from harness.checkpoints import open_checkpoint, periodic_epoch_and_reward, resolve_checkpoint
+from harness.checkpoints import latest_checkpoint, open_checkpoint, resolve_checkpoint
 from harness.config import capture_video_settings, fixed_sigma, global_rank, prepare_config
 from harness.console import rl_games_output
 from harness.engines import get_engine
@@ -153,8 +153,9 @@ def say_how_it_ended(cfg: DictConfig, run: RunFolder, observer: ProgressObserver
     lines.append(f"  run folder    {run.path}  (tensorboard --logdir {run.path / 'summaries'})")
     if run.best_checkpoint.is_file():
         lines.append(f"  best          {run.best_checkpoint}  (mean reward {agent.last_mean_rewards:.2f})")
-    with suppress(UserError):
-        lines.append(f"  latest        {resolve_checkpoint('latest', run.root, run.experiment).path}")
+    latest = latest_checkpoint(run)
+    if latest is not None:
+        lines.append(f"  latest        {latest}")
     experiment = f" experiment={run.experiment}" if run.experiment != cfg.task_name else ""
     lines.append(f"  play it       python play.py task={cfg.task_name}{experiment}")
     print("\n".join(lines), flush=True)
@@ -196,7 +197,7 @@ def checkpoint_to_resume(spec: str, run: RunFolder, task_name: str) -> Path | No
             if global_rank() == 0:
                 print(f"checkpoint=auto: no checkpoint in {nn}, starting a new run")
             return None
-        spec = "latest" if any(periodic_epoch_and_reward(p, experiment) for p in nn.glob("last_*.pth")) else "best"
+        spec = "latest" if latest_checkpoint(run) is not None else "best"
     choice = resolve_checkpoint(spec, run.root, experiment)
     open_checkpoint(choice.path, task_name)  # a bad file is refused before anything is written
     if global_rank() == 0:

@@ -17,6 +17,11 @@ WIDTH, HEIGHT = 640, 480
 CAMERA = "track"
 
 
+def steps_per_second(task_cfg) -> float:
+    """A task's env steps per simulated second (its config's sim.dt and env.controlFrequencyInv): a video's fps."""
+    return 1.0 / (task_cfg["sim"]["dt"] * task_cfg["env"].get("controlFrequencyInv", 1))
+
+
 def write_video(model: mujoco.MjModel, qpos: torch.Tensor, fps: float, path: Path) -> Path:
     """Render the poses `qpos` (frames, nq) from the model's tracking camera into an MP4 at `path`."""
     import imageio

@@ -28,7 +28,9 @@ class TrainingVideo(AlgoObserver):
 
     def after_init(self, algo) -> None:
         self.algo, task = algo, algo.vec_env.env
-        self.sim, self.fps = task.sim, 1.0 / (task.cfg["sim"]["dt"] * task.cfg["env"].get("controlFrequencyInv", 1))
+        from harness.video import steps_per_second
+
+        self.sim, self.fps = task.sim, steps_per_second(task.cfg)
         self.poses = torch.zeros(self.length, self.sim.qpos.shape[1], device=self.sim.qpos.device)
 
     def process_infos(self, infos: dict, done_indices) -> None:
@@ -44,7 +46,8 @@ class TrainingVideo(AlgoObserver):
     def close(self) -> list[str]:
         """Wait for the videos still rendering; what went wrong with any (one line each)."""
         self.worker.shutdown(wait=True)
-        return [str(future.exception()).splitlines()[0] for future in self.pending if future.exception() is not None]
+        errors = (future.exception() for future in self.pending)
+        return [str(error).splitlines()[0] for error in errors if error is not None]
 
 
 class Video(NamedTuple):
