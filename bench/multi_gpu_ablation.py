@@ -5,12 +5,12 @@
     PRE=nccl-destroyed torchrun ... bench/multi_gpu_ablation.py task=Ant num_envs=16384    # no multi_gpu
 
 ABLATE (comma-separated) turns off parts of harness.distributed for the run: grad (the gradient all-reduce),
-avg (every all-reduce), norm (pooling the normalizers), agree (rank 0's stop decision), gloo (a gloo process
-group instead of NCCL). PRE does something before train.py starts: setdev (torch.cuda.set_device), nccl (an NCCL
-process group, eagerly connected), nccl-lazy (one never used), nccl-destroyed (one created and destroyed at
-once, so training runs the plain single-GPU path). A diagnostic, not a benchmark: compare the env steps/s of the
-progress lines with plain `python train.py` on the same machine, as in
-bench/results/2026-11-25-multi-gpu-overhead-H100x2.md.
+avg (every all-reduce), norm (pooling the normalizers), agree (rank 0's stop decision), gloo (no NCCL
+communicator: the gloo group carries the GPUs' collectives too). PRE does something before train.py starts:
+setdev (torch.cuda.set_device), nccl (a torch.distributed NCCL process group, eagerly connected), nccl-lazy (one
+never used), nccl-destroyed (one created and destroyed at once, so training runs the plain single-GPU path).
+A diagnostic, not a benchmark: compare the env steps/s of the progress lines with plain `python train.py` on the
+same machine, as in bench/results/2026-11-25-multi-gpu-overhead-H100x2.md.
 """
 
 import os

@@ -22,40 +22,70 @@ def steps_per_second(task_cfg) -> float:
     return 1.0 / (task_cfg["sim"]["dt"] * task_cfg["env"].get("controlFrequencyInv", 1))
 
 
-def write_video(model: mujoco.MjModel, qpos: torch.Tensor, fps: float, path: Path) -> Path:
-    """Render the poses `qpos` (frames, nq) from the model's tracking camera into an MP4 at `path`."""
-    import imageio
+# Frames drawn at once, one world each (about 0.5 GB of GPU memory at 640 x 480): a few dozen Warp launches draw a
+# whole training video, where one frame at a time took thousands and held Python's lock from the training thread.
+FRAMES_PER_BATCH = 100
 
-    device = wp.get_device(str(qpos.device))
-    try:
-        with wp.ScopedDevice(device):
-            render_model = mjw.put_model(model)
-            data = mjw.make_data(model, nworld=1)
-            context = mjw.create_render_context(
-                model,
-                nworld=1,
-                cam_res=(WIDTH, HEIGHT),
-                render_rgb=True,
-                render_depth=False,
-                cam_active=[CAMERA],
-                use_shadows=True,
-            )
-            rgb = wp.zeros((1, HEIGHT, WIDTH), dtype=wp.vec3f)
-    except Exception as error:  # no renderer on this device: say so in one line
-        raise UserError(f"video=True: MuJoCo Warp cannot render on {device}: {error}".splitlines()[0]) from None
-    pose = wp.to_torch(data.qpos)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # ffmpeg picks the container from the extension, so the temporary file keeps .mp4
-    with (
-        atomic_path(path, suffix=".mp4") as tmp,
-        imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=16) as writer,
-    ):
-        for frame in qpos:
-            with wp.ScopedDevice(device):
-                pose.copy_(frame[None])
-                mjw.forward(render_model, data)
-                mjw.refit_bvh(render_model, data, context)
-                mjw.render(render_model, data, context)
-                mjw.get_rgb(context, 0, rgb)
-            writer.append_data((np.clip(rgb.numpy()[0], 0.0, 1.0) * 255).astype(np.uint8))
+
+class Renderer:
+    """Draws poses of one model from its tracking camera, `batch` frames at a time; build once, draw many videos."""
+
+    def __init__(self, model: mujoco.MjModel, device: torch.device | str, batch: int = FRAMES_PER_BATCH) -> None:
+        self.mj_model, self.batch = model, batch
+        self.device = wp.get_device(str(device))
+        try:
+            with wp.ScopedDevice(self.device):
+                self.model = mjw.put_model(model)
+                self.data = mjw.make_data(model, nworld=batch)
+                self.context = mjw.create_render_context(
+                    model,
+                    nworld=batch,
+                    cam_res=(WIDTH, HEIGHT),
+                    render_rgb=True,
+                    render_depth=False,
+                    cam_active=[CAMERA],
+                    use_shadows=True,
+                )
+                self.rgb = wp.zeros((batch, HEIGHT, WIDTH), dtype=wp.vec3f)
+        except Exception as error:  # no renderer on this device: say so in one line
+            raise UserError(f"video: MuJoCo Warp cannot render on {self.device}: {error}".splitlines()[0]) from None
+
+    def frames(self, qpos: torch.Tensor) -> np.ndarray:
+        """The poses `qpos` (frames, nq), ready on their device, as RGB frames (frames, HEIGHT, WIDTH, 3) uint8."""
+        batches = []
+        for start in range(0, len(qpos), self.batch):
+            poses = qpos[start : start + self.batch].contiguous()
+            with wp.ScopedDevice(self.device):  # all on Warp's stream of the device, in order
+                wp.copy(self.data.qpos, wp.from_torch(poses), count=poses.numel())
+                mjw.fwd_kinematics(self.model, self.data)  # where the bodies and the camera are: all a frame needs
+                mjw.refit_bvh(self.model, self.data, self.context)
+                mjw.render(self.model, self.data, self.context)
+                mjw.get_rgb(self.context, 0, self.rgb)
+                if self.device.is_cuda:
+                    wp.synchronize_stream(wp.get_stream(self.device))
+            rgb = wp.to_torch(self.rgb)[: len(poses)]
+            batches.append((rgb.clamp(0.0, 1.0) * 255).to(torch.uint8).cpu().numpy())
+        return np.concatenate(batches)
+
+    def write(self, qpos: torch.Tensor, fps: float, path: Path) -> np.ndarray:
+        """Render `qpos` into an MP4 at `path` (written atomically); the frames, for whoever shows them elsewhere."""
+        import imageio
+
+        frames = self.frames(qpos)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # ffmpeg picks the container from the extension, so the temporary file keeps .mp4
+        with (
+            atomic_path(path, suffix=".mp4") as tmp,
+            imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=16) as writer,
+        ):
+            for frame in frames:
+                writer.append_data(frame)
+        return frames
+
+
+def write_video(model: mujoco.MjModel, qpos: torch.Tensor, fps: float, path: Path) -> Path:
+    """Render the poses `qpos` (frames, nq), just recorded on this thread, into an MP4 at `path`."""
+    if qpos.is_cuda:  # they were written on torch's stream, the renderer reads them on Warp's
+        torch.cuda.current_stream(qpos.device).synchronize()
+    Renderer(model, qpos.device, batch=min(len(qpos), FRAMES_PER_BATCH)).write(qpos, fps, path)
     return path

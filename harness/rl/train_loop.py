@@ -27,8 +27,8 @@ class TrainLoop:
     """Replaces rl_games' `ContinuousA2CBase.train`; mix in before rl_games' agent class.
 
     The same epochs, TensorBoard scalars, checkpoint names and stopping rules as rl_games, with these
-    differences: ranks come from this project's process group (NCCL or gloo, see harness.distributed)
-    rather than rl_games' own NCCL one, and start from rank 0's weights broadcast as tensors; every rank
+    differences: ranks come from this project's process group and NCCL communicator (harness.distributed)
+    rather than rl_games' own NCCL group, and start from rank 0's weights broadcast as tensors; every rank
     counts the frames of all ranks; rank 0 decides once an epoch whether to stop (the run's end, a signal,
     or weights gone non-finite, which are never saved) and every rank follows; the best reward a resumed run
     had reached is kept, not forgotten.

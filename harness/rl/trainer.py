@@ -80,7 +80,7 @@ def rl_games_params(cfg: DictConfig, experiment: str) -> dict:
     config = params["config"]
     config.update(name=experiment, full_experiment_name=experiment, train_dir=str(RUNS_DIR), device=cfg.rl_device)
     config["print_stats"] = False  # ProgressObserver prints one readable line per epoch instead
-    # rl_games' own multi_gpu opens an NCCL group of its own; here the agent trains across harness.distributed's.
+    # rl_games' own multi_gpu opens a torch NCCL group of its own; here the agent trains across harness.distributed's.
     config["multi_gpu"] = False
     params["seed"] = cfg.seed + global_rank()  # each rank's envs and samples differ
     # Off unless asked for: compiling costs start-up time, and on the CPU it needs a C++ toolchain.

@@ -25,6 +25,7 @@ class TrainingVideo(AlgoObserver):
         self.steps = 0
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="training-video")
         self.pending: list[Future] = []
+        self.renderer = None  # built by the worker for its first video, and kept
 
     def after_init(self, algo) -> None:
         self.algo, task = algo, algo.vec_env.env
@@ -40,8 +41,13 @@ class TrainingVideo(AlgoObserver):
             self.poses[frame].copy_(self.sim.qpos[0])
         if frame == self.length - 1:
             path = self.videos / f"train_ep{self.algo.epoch_num}.mp4"
-            video = Video(self.sim.mj_model, self.poses.clone(), self.fps, path)
-            self.pending.append(self.worker.submit(_render, video, self.algo.writer, self.algo.frame))
+            poses = self.poses.clone()
+            # The worker waits for this point of the training stream, not the training thread for anything.
+            ready = torch.cuda.Event() if poses.is_cuda else None
+            if ready is not None:
+                ready.record()
+            video = Video(poses, ready, self.fps, path)
+            self.pending.append(self.worker.submit(self._render, video, self.algo.writer, self.algo.frame))
 
     def close(self) -> list[str]:
         """Wait for the videos still rendering; what went wrong with any (one line each)."""
@@ -49,37 +55,41 @@ class TrainingVideo(AlgoObserver):
         errors = (future.exception() for future in self.pending)
         return [str(error).splitlines()[0] for error in errors if error is not None]
 
+    def _render(self, video: Video, writer, frame: int) -> Path:
+        """On the worker thread: draw the video, write its MP4, log it."""
+        from harness.video import Renderer
+
+        if video.ready is not None:
+            video.ready.synchronize()
+        with graphs.CAPTURE_LOCK:  # no frame of it may land in a graph the training thread is capturing
+            if self.renderer is None:
+                self.renderer = Renderer(self.sim.mj_model, video.poses.device, batch=self.length)
+            frames = self.renderer.write(video.poses, video.fps, video.path)
+        if writer is not None:
+            _to_tensorboard(writer, frames, video.fps, frame)
+        wandb = sys.modules.get("wandb")  # only if a W&B run is going (wandb_activate=True imported it)
+        if wandb is not None and wandb.run is not None:
+            wandb.run.log({"videos/train": wandb.Video(str(video.path), format="mp4")})
+        return video.path
+
 
 class Video(NamedTuple):
-    """One video due: the model to draw, env 0's poses (frames, nq) on the device, frames per second, the file."""
+    """One video due: env 0's poses (frames, nq) on the device, the event after which they are there (CUDA),
+    frames per second, the file."""
 
-    model: object
     poses: torch.Tensor
+    ready: torch.cuda.Event | None
     fps: float
     path: Path
 
 
-def _render(video: Video, writer, frame: int) -> Path:
-    from harness.video import write_video
-
-    path = video.path
-    with graphs.CAPTURE_LOCK:  # no frame of it may land in a graph the training thread is capturing
-        write_video(video.model, video.poses, video.fps, path)
-    if writer is not None:
-        _to_tensorboard(writer, path, video.fps, frame)
-    wandb = sys.modules.get("wandb")  # only if a W&B run is going (wandb_activate=True imported it)
-    if wandb is not None and wandb.run is not None:
-        wandb.run.log({"videos/train": wandb.Video(str(path), format="mp4")})
-    return path
-
-
-def _to_tensorboard(writer, path: Path, fps: float, frame: int) -> None:
+def _to_tensorboard(writer, frames, fps: float, frame: int) -> None:
     """The video as an animated GIF at half size in TensorBoard's image panel, tag videos/train: what the writer's
     add_video writes, without its dependency on moviepy 1.x. rl_games' writer is tensorboardX's."""
     import imageio.v3 as iio
     from tensorboardX.proto.summary_pb2 import Summary
 
-    frames = iio.imread(path)[:, ::2, ::2]
+    frames = frames[:, ::2, ::2]
     gif = iio.imwrite("<bytes>", frames, extension=".gif", duration=1000.0 / fps, loop=0)
     image = Summary.Image(height=frames.shape[1], width=frames.shape[2], colorspace=3, encoded_image_string=gif)
     # SummaryWriter has no public call for a ready-made summary; its file writer (thread-safe: a queue) has

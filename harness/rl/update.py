@@ -177,7 +177,7 @@ class SyncFreeUpdate:
 
     def release_graphs(self) -> None:
         """Drop the update's CUDA graph, which training does when it ends: with several GPUs it holds NCCL's
-        all-reduce, and NCCL cannot destroy its communicator (destroy_process_group waits forever) while a graph
+        all-reduce, and NCCL cannot destroy its communicator (ncclCommDestroy waits forever) while a graph
         that captured one of its collectives exists."""
         self._update_graph = None
 
