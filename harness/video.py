@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import types
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 import mujoco
@@ -89,3 +92,44 @@ def write_video(model: mujoco.MjModel, qpos: torch.Tensor, fps: float, path: Pat
         torch.cuda.current_stream(qpos.device).synchronize()
     Renderer(model, qpos.device, batch=min(len(qpos), FRAMES_PER_BATCH)).write(qpos, fps, path)
     return path
+
+
+class RenderProcess:
+    """Draws videos of one model in a process of its own (training's videos), so that the renderer's GPU code is
+    never loaded into the training process: code loaded into a CUDA context slowed that context's own kernels by
+    about 5%, for the rest of the run, and a renderer built in another process slowed them by nothing
+    (bench/results/2026-11-26-capture-video-H100.md). Each video arrives as poses on the host (a few KB)."""
+
+    def __init__(self, model: mujoco.MjModel, device: str, batch: int) -> None:
+        spawn = multiprocessing.get_context("spawn")  # never fork a process that holds a CUDA context
+        self.pool = ProcessPoolExecutor(1, mp_context=spawn, initializer=_keep, initargs=(model, device, batch))
+        self.pool.submit(_renderer)  # start it now: its imports and kernels load while training runs
+
+    def submit(self, qpos: np.ndarray, fps: float, path: Path) -> Future:
+        """Render into an MP4 at `path`; the future's result: the video as a GIF at half size, its height, its width."""
+        return self.pool.submit(_render_file, qpos, fps, path)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+# The render process's own state: the model it draws, and its renderer once built.
+_child = types.SimpleNamespace(model=None, device=None, batch=None, renderer=None)
+
+
+def _keep(model: mujoco.MjModel, device: str, batch: int) -> None:
+    _child.model, _child.device, _child.batch = model, device, batch
+
+
+def _renderer() -> Renderer:
+    if _child.renderer is None:
+        _child.renderer = Renderer(_child.model, _child.device, _child.batch)
+    return _child.renderer
+
+
+def _render_file(qpos: np.ndarray, fps: float, path: Path) -> tuple[bytes, int, int]:
+    import imageio.v3 as iio
+
+    frames = _renderer().write(torch.from_numpy(qpos).to(_child.device), fps, path)[:, ::2, ::2]
+    gif = iio.imwrite("<bytes>", frames, extension=".gif", duration=1000.0 / fps, loop=0)
+    return gif, frames.shape[1], frames.shape[2]
