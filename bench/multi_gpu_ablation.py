@@ -8,7 +8,9 @@ ABLATE (comma-separated) turns off parts of harness.distributed for the run: gra
 avg (every all-reduce), norm (pooling the normalizers), agree (rank 0's stop decision), gloo (no NCCL
 communicator: the gloo group carries the GPUs' collectives too). PRE does something before train.py starts:
 setdev (torch.cuda.set_device), nccl (a torch.distributed NCCL process group, eagerly connected), nccl-lazy (one
-never used), nccl-destroyed (one created and destroyed at once, so training runs the plain single-GPU path).
+never used), nccl-destroyed (one created and destroyed at once, so training runs the plain single-GPU path),
+gloo-destroyed (the same with gloo), nccl-unique-id (NCCL's library initialised, no communicator), nccl-comm and
+nccl-comm-destroyed (NCCL's own communicator of one rank through harness.nccl, kept or destroyed; no group).
 A diagnostic, not a benchmark: compare the env steps/s of the progress lines with plain `python train.py` on the
 same machine, as in bench/results/2026-11-25-multi-gpu-overhead-H100x2.md.
 """
@@ -21,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import distributed  # noqa: E402
+from harness import distributed, nccl  # noqa: E402
 
 
 def ablate(parts: set) -> None:
@@ -50,6 +52,22 @@ def before_training(step: str) -> None:
         dist.init_process_group("nccl")
     if step == "nccl-destroyed":
         dist.destroy_process_group()
+    if step == "gloo-destroyed":
+        dist.init_process_group("gloo")
+        dist.destroy_process_group()
+    if step == "nccl-unique-id":  # NCCL's library initialised, no communicator
+        nccl.unique_id()
+    if step in ("nccl-comm", "nccl-comm-destroyed"):  # NCCL's own communicator of one rank, no process group
+        comm = nccl.Communicator(nccl.unique_id(), 0, 1, torch.device("cuda:0"))
+        comm.all_reduce_(torch.ones(4, device="cuda:0"))
+        torch.cuda.synchronize()
+        if step == "nccl-comm-destroyed":
+            comm.destroy()
+        else:
+            KEEP.append(comm)
+
+
+KEEP = []  # what must live as long as the training
 
 
 if __name__ == "__main__":

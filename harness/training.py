@@ -129,7 +129,7 @@ def _training_video(cfg: DictConfig, run: RunFolder) -> TrainingVideo | None:
     if not get_engine(cfg.physics_engine).renders_video:
         print(f"capture_video=True renders with MuJoCo Warp: physics_engine={cfg.physics_engine} trains without videos")
         return None
-    return TrainingVideo(*settings, run.videos)
+    return TrainingVideo(*settings, run.videos, cfg.sim_device)
 
 
 @contextmanager

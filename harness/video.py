@@ -95,15 +95,20 @@ def write_video(model: mujoco.MjModel, qpos: torch.Tensor, fps: float, path: Pat
 
 
 class RenderProcess:
-    """Draws videos of one model in a process of its own (training's videos), so that the renderer's GPU code is
-    never loaded into the training process: code loaded into a CUDA context slowed that context's own kernels by
-    about 5%, for the rest of the run, and a renderer built in another process slowed them by nothing
+    """Draws videos in a process of its own (training's videos), so that the renderer's GPU code is never loaded
+    into the training process: code loaded into a CUDA context slowed that context's own kernels by about 5%, for
+    the rest of the run, and a renderer built in another process slowed them by nothing
     (bench/results/2026-11-26-capture-video-H100.md). Each video arrives as poses on the host (a few KB)."""
 
-    def __init__(self, model: mujoco.MjModel, device: str, batch: int) -> None:
+    def __init__(self, device: str) -> None:
         spawn = multiprocessing.get_context("spawn")  # never fork a process that holds a CUDA context
-        self.pool = ProcessPoolExecutor(1, mp_context=spawn, initializer=_keep, initargs=(model, device, batch))
-        self.pool.submit(_renderer)  # start it now: its imports and kernels load while training runs
+        # Started at once: its imports and its CUDA context are made while the training process builds its envs.
+        self.pool = ProcessPoolExecutor(1, mp_context=spawn, initializer=_start, initargs=(device,))
+        self.pool.submit(int)  # a process pool starts its process with the first job
+
+    def prepare(self, model: mujoco.MjModel, batch: int) -> None:
+        """Build the renderer for `model` (`batch` frames at a time) before the first video is due."""
+        self.pool.submit(_build, model, batch)
 
     def submit(self, qpos: np.ndarray, fps: float, path: Path) -> Future:
         """Render into an MP4 at `path`; the future's result: the video as a GIF at half size, its height, its width."""
@@ -113,23 +118,28 @@ class RenderProcess:
         self.pool.shutdown(wait=True)
 
 
-# The render process's own state: the model it draws, and its renderer once built.
-_child = types.SimpleNamespace(model=None, device=None, batch=None, renderer=None)
+# The render process's own state: its device, and its renderer once built.
+_child = types.SimpleNamespace(device=None, renderer=None, error=None)
 
 
-def _keep(model: mujoco.MjModel, device: str, batch: int) -> None:
-    _child.model, _child.device, _child.batch = model, device, batch
+def _start(device: str) -> None:
+    _child.device = device
+    wp.init()
+    torch.zeros(1, device=device)  # the CUDA context
 
 
-def _renderer() -> Renderer:
-    if _child.renderer is None:
-        _child.renderer = Renderer(_child.model, _child.device, _child.batch)
-    return _child.renderer
+def _build(model: mujoco.MjModel, batch: int) -> None:
+    try:
+        _child.renderer = Renderer(model, _child.device, batch)
+    except UserError as error:  # said once per video, as that video's failure
+        _child.error = error
 
 
 def _render_file(qpos: np.ndarray, fps: float, path: Path) -> tuple[bytes, int, int]:
     import imageio.v3 as iio
 
-    frames = _renderer().write(torch.from_numpy(qpos).to(_child.device), fps, path)[:, ::2, ::2]
+    if _child.error is not None:
+        raise _child.error
+    frames = _child.renderer.write(torch.from_numpy(qpos).to(_child.device), fps, path)[:, ::2, ::2]
     gif = iio.imwrite("<bytes>", frames, extension=".gif", duration=1000.0 / fps, loop=0)
     return gif, frames.shape[1], frames.shape[2]

@@ -18,8 +18,11 @@ class TrainingVideo(AlgoObserver):
     rendered into <videos>/train_ep<N>.mp4 by a render process (harness.video.RenderProcess) while training goes
     on; logs each video to TensorBoard and, when a W&B run is active, to W&B. `close()` waits for the last one."""
 
-    def __init__(self, freq: int, length: int, videos: Path) -> None:
+    def __init__(self, freq: int, length: int, videos: Path, device: str) -> None:
+        from harness.video import RenderProcess
+
         super().__init__()
+        self.renderer = RenderProcess(device)
         self.freq, self.length, self.videos = freq, min(length, freq), videos
         self.steps = 0
         # Waits for each video's poses and its rendering, then logs it: the training thread waits for nothing.
@@ -27,12 +30,12 @@ class TrainingVideo(AlgoObserver):
         self.pending: list[Future] = []
 
     def after_init(self, algo) -> None:
-        from harness.video import RenderProcess, steps_per_second
+        from harness.video import steps_per_second
 
         self.algo, task = algo, algo.vec_env.env
         self.sim, self.fps = task.sim, steps_per_second(task.cfg)
         self.poses = torch.zeros(self.length, self.sim.qpos.shape[1], device=self.sim.qpos.device)
-        self.renderer = RenderProcess(self.sim.mj_model, str(self.sim.qpos.device), batch=self.length)
+        self.renderer.prepare(self.sim.mj_model, batch=self.length)
 
     def process_infos(self, infos: dict, done_indices) -> None:
         frame = self.steps % self.freq
