@@ -51,7 +51,7 @@ def _load_library() -> ctypes.CDLL:
     raise OSError("libnccl.so.2 not found")
 
 
-@functools.cache
+@functools.lru_cache(maxsize=None)  # noqa: UP033 (functools.cache is 3.9+; Isaac Gym runs 3.8)
 def library() -> ctypes.CDLL:
     lib = _load_library()
     lib.ncclGetErrorString.restype = ctypes.c_char_p
