@@ -23,6 +23,14 @@ def test_contract_and_upstream_config(cartpole):
     assert (obs[:, [0, 2]].abs() <= 0.1).all() and (obs[:, [1, 3]].abs() <= 0.25).all()
 
 
+def test_the_pole_is_damped_as_isaac_gym_damps_a_link():
+    """Isaac Gym's default angular damping, 0.5/s on the pole's angular velocity, as a hinge damping: 0.5 x the pole's
+    inertia about the hinge, by hand for a 1 kg, 0.04 x 0.06 x 1.0 m box whose centre is 0.47 m from the hinge."""
+    by_hand = 1.0 * (0.06**2 + 1.0**2) / 12 + 1.0 * 0.47**2
+    model = make_cpu_task("Cartpole", 1).sim.mj_model
+    assert model.dof_damping[0] == 0.0 and model.dof_damping[1] == pytest.approx(0.5 * by_hand, rel=1e-4)
+
+
 def test_the_action_pushes_the_cart_with_max_effort(cartpole):
     cartpole.reset()
     cartpole.sim.qpos.zero_()

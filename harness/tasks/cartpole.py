@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import mujoco
+import numpy as np
 import torch
 
 from harness.sim.mjwarp import MjWarpSim, load_mjcf
@@ -13,6 +15,24 @@ from harness.tasks.vec_task import VecTask
 ASSET = Path(__file__).parent / "assets" / "cartpole.xml"
 # Nothing collides; the rail's limits are the only constraints.
 NCONMAX, NJMAX = 1, 4
+# Isaac Gym slows every link's angular velocity at this rate (1/s): AssetOptions.angular_damping's default, which
+# upstream's Cartpole keeps (it sets only fix_base_link). The cart only slides; the pole is the link it damps.
+ISAAC_GYM_ANGULAR_DAMPING = 0.5
+
+
+POLE = 1  # the hinge's dof
+
+
+def hinge_inertia(model: mujoco.MjModel) -> float:
+    """The pole's moment of inertia about its hinge (kg m^2), from its body's mass, centre and principal inertia:
+    a damping of rate r on the pole's angular velocity is a hinge damping of r times it."""
+    body, axis = model.jnt_bodyid[POLE], model.jnt_axis[POLE]
+    rotation = np.zeros(9)
+    mujoco.mju_quat2Mat(rotation, model.body_iquat[body])
+    rotation = rotation.reshape(3, 3)  # principal axes, in the body's frame (where the hinge is, at its origin)
+    about_centre = axis @ rotation @ np.diag(model.body_inertia[body]) @ rotation.T @ axis
+    centre = model.body_ipos[body]
+    return float(about_centre + model.body_mass[body] * (centre @ centre - (axis @ centre) ** 2))
 
 
 class Cartpole(VecTask):
@@ -31,6 +51,7 @@ class Cartpole(VecTask):
         self.clip_obs = float(env["clipObservations"])
         model = load_mjcf(ASSET, sim)
         model.actuator_gear[:, 0] = float(env["maxEffort"])  # force on the cart = action x maxEffort (400 N)
+        model.dof_damping[POLE] = ISAAC_GYM_ANGULAR_DAMPING * hinge_inertia(model)
         self.sim = MjWarpSim(
             model,
             num_worlds=self.num_envs,
