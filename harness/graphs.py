@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import gc
-import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-
-# Held while a graph is captured, and by any other thread's GPU work (training videos) for as long as it runs: work
-# that another thread launched onto the shared stream during a capture would be recorded into the graph.
-CAPTURE_LOCK = threading.RLock()
 
 
 @contextmanager
@@ -27,7 +22,7 @@ def capture(graph: torch.cuda.CUDAGraph, device: torch.device | str | None = Non
     """
     gc.disable()
     try:
-        with CAPTURE_LOCK, torch.cuda.stream(torch.cuda.current_stream(device)):
+        with torch.cuda.stream(torch.cuda.current_stream(device)):
             graph.capture_begin(capture_error_mode="thread_local")
             try:
                 yield

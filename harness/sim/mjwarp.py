@@ -11,7 +11,6 @@ import mujoco_warp as mjw
 import torch
 import warp as wp
 
-from harness import graphs
 from harness.errors import UserError
 
 # No banner and no line per loaded kernel module; warnings and errors still print.
@@ -149,7 +148,7 @@ class MjWarpSim:
         """Run `fn` once eagerly (loads its kernels), then capture it as a graph to replay."""
         with wp.ScopedDevice(self._wp_device), self._scoped_stream():
             fn()
-            with graphs.CAPTURE_LOCK, wp.ScopedCapture() as capture:
+            with wp.ScopedCapture() as capture:
                 fn()
         return capture.graph
 
