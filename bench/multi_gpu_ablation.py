@@ -41,6 +41,9 @@ def ablate(parts: set) -> None:
         distributed.init_process_group = lambda device: dist.init_process_group("gloo")
 
 
+KEEP = []  # what PRE made that must live as long as the training
+
+
 def before_training(step: str) -> None:
     import torch
     import torch.distributed as dist
@@ -59,15 +62,12 @@ def before_training(step: str) -> None:
         nccl.unique_id()
     if step in ("nccl-comm", "nccl-comm-destroyed"):  # NCCL's own communicator of one rank, no process group
         comm = nccl.Communicator(nccl.unique_id(), 0, 1, torch.device("cuda:0"))
-        comm.all_reduce_(torch.ones(4, device="cuda:0"))
+        comm.average_(torch.ones(4, device="cuda:0"))
         torch.cuda.synchronize()
         if step == "nccl-comm-destroyed":
             comm.destroy()
         else:
             KEEP.append(comm)
-
-
-KEEP = []  # what must live as long as the training
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Each rank simulates and learns on its own device; gradients, the KL divergence a
 statistics are averaged across ranks, and rank 0 decides when to stop. All collectives here are tensor
 operations on the device, so they can sit inside CUDA graphs; the only host syncs are the one broadcast per
 epoch in `agree` and the start-up broadcast. Between GPUs they go through NCCL's own communicator
-(harness.nccl), not torch.distributed's NCCL backend, whose mere creation slows training by 5-7%; the process
-group is gloo in every case (the rendezvous, and the collectives themselves between CPU processes).
+(harness.nccl), not torch.distributed's NCCL backend: making a communicator slows the process's training by 6-7%,
+making torch's NCCL group by 6-11% (bench/results/2026-11-26-multi-gpu-nccl.md). The process group is gloo in
+every case (the rendezvous, and the collectives themselves between CPU processes).
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def average_(tensor: torch.Tensor) -> torch.Tensor:
     """Replace `tensor` by its mean over the ranks, in place, without waiting for it."""
     if not dist.is_initialized():
         return tensor
-    if _gpus.comm is not None:  # one kernel: NCCL divides as it reduces
-        _gpus.comm.all_reduce_(tensor, average=True)
+    if _gpus.comm is not None:
+        _gpus.comm.average_(tensor)
     else:  # gloo has no AVG
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor.div_(dist.get_world_size())

@@ -1,11 +1,12 @@
 """A communicator of NCCL itself, called through ctypes, for the ranks' collectives on their GPUs.
 
 Why not torch.distributed's NCCL backend: creating its process group (ProcessGroupNCCL) slows the process's
-training by 5-7% for the rest of its life, even if the group is never used or is destroyed at once
-(bench/results/2026-11-25-multi-gpu-overhead-H100x2.md); NCCL's own communicator, driven from here, does
-not. torch.distributed stays the ranks' rendezvous and their host-side group (gloo), which hands NCCL's
-unique id from rank 0 to the others. The calls are enqueued on torch's current stream, so they can sit
-inside CUDA graphs as torch's would. The library is the one torch itself loaded (its nvidia-nccl wheel).
+training for the rest of its life, even if the group is destroyed at once: 11% on the machine where NCCL's own
+communicator, driven from here, cost 6-7% (bench/results/2026-11-26-multi-gpu-nccl.md; the communicator's own
+cost is NCCL's, measured with no group at all). torch.distributed stays the ranks' rendezvous and their host-side
+group (gloo), which hands NCCL's unique id from rank 0 to the others. The calls are enqueued on torch's current
+stream, so they can sit inside CUDA graphs as torch's would. The library is the one torch itself loaded (its
+nvidia-nccl wheel).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ DATA_TYPES = {
     torch.float64: 8,
     torch.bfloat16: 9,
 }
-SUM, AVG = 0, 4
+AVG = 4  # ncclRedOp_t
 UNIQUE_ID_BYTES = 128
 
 
@@ -93,11 +94,11 @@ class Communicator:
         with torch.cuda.device(self.device):  # NCCL binds the communicator to the current device
             _check(library().ncclCommInitRank(ctypes.byref(self._comm), world_size, handle, rank))
 
-    def all_reduce_(self, tensor: torch.Tensor, average: bool = False) -> torch.Tensor:
-        """Sum (or average) `tensor` over the ranks, in place, on torch's current stream."""
+    def average_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Replace `tensor` by its mean over the ranks, in place, on torch's current stream (one kernel: NCCL divides
+        as it reduces)."""
         count, dtype, stream = self._operand(tensor)
-        op = AVG if average else SUM
-        _check(library().ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), count, dtype, op, self._comm, stream))
+        _check(library().ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), count, dtype, AVG, self._comm, stream))
         return tensor
 
     def broadcast_(self, tensor: torch.Tensor, root: int = 0) -> torch.Tensor:

@@ -25,8 +25,8 @@ def steps_per_second(task_cfg) -> float:
     return 1.0 / (task_cfg["sim"]["dt"] * task_cfg["env"].get("controlFrequencyInv", 1))
 
 
-# Frames drawn at once, one world each (about 0.5 GB of GPU memory at 640 x 480): a few dozen Warp launches draw a
-# whole training video, where one frame at a time took thousands and held Python's lock from the training thread.
+# Frames drawn at once, one world each (their RGB buffers alone take about 0.5 GB at 640 x 480): a few dozen Warp
+# launches draw a whole training video, where one frame at a time took thousands.
 FRAMES_PER_BATCH = 100
 
 
@@ -34,7 +34,7 @@ class Renderer:
     """Draws poses of one model from its tracking camera, `batch` frames at a time; build once, draw many videos."""
 
     def __init__(self, model: mujoco.MjModel, device: torch.device | str, batch: int = FRAMES_PER_BATCH) -> None:
-        self.mj_model, self.batch = model, batch
+        self.batch = batch
         self.device = wp.get_device(str(device))
         try:
             with wp.ScopedDevice(self.device):
@@ -96,7 +96,7 @@ def write_video(model: mujoco.MjModel, qpos: torch.Tensor, fps: float, path: Pat
 
 class RenderProcess:
     """Draws videos in a process of its own (training's videos), so that the renderer's GPU code is never loaded
-    into the training process: code loaded into a CUDA context slowed that context's own kernels by about 5%, for
+    into the training process: code loaded into a CUDA context slowed that context's own small kernels by 7-9%, for
     the rest of the run, and a renderer built in another process slowed them by nothing
     (bench/results/2026-11-26-capture-video-H100.md). Each video arrives as poses on the host (a few KB)."""
 

@@ -22,7 +22,7 @@ class TrainingVideo(AlgoObserver):
         from harness.video import RenderProcess
 
         super().__init__()
-        self.renderer = RenderProcess(device)
+        self.render_process = RenderProcess(device)
         self.freq, self.length, self.videos = freq, min(length, freq), videos
         self.steps = 0
         # Waits for each video's poses and its rendering, then logs it: the training thread waits for nothing.
@@ -35,7 +35,7 @@ class TrainingVideo(AlgoObserver):
         self.algo, task = algo, algo.vec_env.env
         self.sim, self.fps = task.sim, steps_per_second(task.cfg)
         self.poses = torch.zeros(self.length, self.sim.qpos.shape[1], device=self.sim.qpos.device)
-        self.renderer.prepare(self.sim.mj_model, batch=self.length)
+        self.render_process.prepare(self.sim.mj_model, batch=self.length)
 
     def process_infos(self, infos: dict, done_indices) -> None:
         frame = self.steps % self.freq
@@ -57,7 +57,7 @@ class TrainingVideo(AlgoObserver):
     def close(self) -> list[str]:
         """Wait for the videos still rendering; what went wrong with any (one line each)."""
         self.worker.shutdown(wait=True)
-        self.renderer.close()
+        self.render_process.close()
         errors = (future.exception() for future in self.pending)
         return [str(error).splitlines()[0] for error in errors if error is not None]
 
@@ -65,7 +65,7 @@ class TrainingVideo(AlgoObserver):
         """On the worker thread: hand the poses to the render process, then log the video it made."""
         if video.ready is not None:
             video.ready.synchronize()
-        gif = self.renderer.submit(video.poses.numpy(), video.fps, video.path).result()
+        gif = self.render_process.submit(video.poses.numpy(), video.fps, video.path).result()
         if writer is not None:
             _to_tensorboard(writer, *gif, frame)
         wandb = sys.modules.get("wandb")  # only if a W&B run is going (wandb_activate=True imported it)

@@ -20,7 +20,7 @@ NCONMAX, NJMAX = 1, 4
 ISAAC_GYM_ANGULAR_DAMPING = 0.5
 
 
-POLE = 1  # the hinge's dof
+POLE = 1  # the hinge: the index of its joint and of its dof
 
 
 def hinge_inertia(model: mujoco.MjModel) -> float:
