@@ -1,11 +1,12 @@
 """Does GPU code loaded into a process slow that process's other kernels? A diagnostic for the CUDA machine.
 
-    python bench/loaded_code_probe.py none|nccl|mujoco-warp|mujoco-warp-elsewhere
+    python bench/loaded_code_probe.py none|nccl|mujoco-warp|mujoco-warp-elsewhere[+STEP...]
 
 Times a CUDA graph of 80 small kernels (a 16384 x 64 MLP-like chain, GPU time by CUDA events: what a training
 epoch is made of) and a large matmul, before and after one step: `nccl` makes and destroys NCCL's communicator of
 one rank (harness.nccl), `mujoco-warp` makes MuJoCo Warp data for 100 worlds in this process (its kernels load),
-`mujoco-warp-elsewhere` has another process do the same. Each line is the best of three measurements.
+`mujoco-warp-elsewhere` has another process do the same; steps joined by `+` run one after another, timed after
+each. Each line is the best of three measurements.
 Results: bench/results/2026-11-26-capture-video-H100.md.
 """
 
@@ -66,7 +67,7 @@ def measure(graph, big: torch.Tensor) -> str:
 
 
 def main() -> None:
-    step = sys.argv[1]
+    steps = sys.argv[1]
     wp.init()
     device = torch.device("cuda:0")
     torch.cuda.set_device(device)
@@ -74,10 +75,20 @@ def main() -> None:
     graph, big = make_graph(device), torch.randn(8192, 8192, device=device)
 
     def report(stage: str) -> None:
-        print(f"{step:22s} {stage:8s} {min(measure(graph, big) for _ in range(3))}", flush=True)
+        print(f"{steps:22s} {stage:24s} {min(measure(graph, big) for _ in range(3))}", flush=True)
 
     report("before")
-    other = None
+    others = []
+    for step in steps.split("+"):
+        others += do(step, device)
+        time.sleep(1.0)
+        report(f"after {step}")
+    for other in others:
+        other.kill()
+
+
+def do(step: str, device: torch.device) -> list:
+    """One step; the processes it started (to end at exit)."""
     if step == "nccl":
         from harness import nccl
 
@@ -91,10 +102,8 @@ def main() -> None:
     elif step == "mujoco-warp-elsewhere":
         other = subprocess.Popen([sys.executable, "-c", MAKE_DATA, str(ANT)], stdout=subprocess.PIPE, text=True)
         other.stdout.readline()
-    time.sleep(1.0)
-    report("after")
-    if other is not None:
-        other.kill()
+        return [other]
+    return []
 
 
 if __name__ == "__main__":

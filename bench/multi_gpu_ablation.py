@@ -10,7 +10,9 @@ communicator: the gloo group carries the GPUs' collectives too). PRE does someth
 setdev (torch.cuda.set_device), nccl (a torch.distributed NCCL process group, eagerly connected), nccl-lazy (one
 never used), nccl-destroyed (one created and destroyed at once, so training runs the plain single-GPU path),
 gloo-destroyed (the same with gloo), nccl-unique-id (NCCL's library initialised, no communicator), nccl-comm and
-nccl-comm-destroyed (NCCL's own communicator of one rank through harness.nccl, kept or destroyed; no group).
+nccl-comm-destroyed (NCCL's own communicator of one rank through harness.nccl, kept or destroyed; no group),
+nccl-comm-late (one made and destroyed at the start of the third epoch, after the training's kernels and CUDA
+graphs exist).
 A diagnostic, not a benchmark: compare the env steps/s of the progress lines with plain `python train.py` on the
 same machine, as in bench/results/2026-11-25-multi-gpu-overhead-H100x2.md.
 """
@@ -61,13 +63,32 @@ def before_training(step: str) -> None:
     if step == "nccl-unique-id":  # NCCL's library initialised, no communicator
         nccl.unique_id()
     if step in ("nccl-comm", "nccl-comm-destroyed"):  # NCCL's own communicator of one rank, no process group
-        comm = nccl.Communicator(nccl.unique_id(), 0, 1, torch.device("cuda:0"))
-        comm.average_(torch.ones(4, device="cuda:0"))
-        torch.cuda.synchronize()
+        comm = one_rank_communicator()
         if step == "nccl-comm-destroyed":
             comm.destroy()
         else:
             KEEP.append(comm)
+    if step == "nccl-comm-late":
+        from harness.rl.update import SyncFreeUpdate
+
+        train_epoch, epochs = SyncFreeUpdate.train_epoch, []
+
+        def late(self):
+            epochs.append(None)
+            if len(epochs) == 3:
+                one_rank_communicator().destroy()
+            return train_epoch(self)
+
+        SyncFreeUpdate.train_epoch = late
+
+
+def one_rank_communicator():
+    import torch
+
+    comm = nccl.Communicator(nccl.unique_id(), 0, 1, torch.device("cuda:0"))
+    comm.average_(torch.ones(4, device="cuda:0"))
+    torch.cuda.synchronize()
+    return comm
 
 
 if __name__ == "__main__":
