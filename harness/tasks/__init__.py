@@ -9,6 +9,7 @@ from harness.errors import UserError
 # name -> "module:Class"; add a task by adding a line here (and cfg/task/<Name>.yaml, cfg/train/<Name>PPO.yaml).
 TASKS = {
     "Ant": "harness.tasks.ant:Ant",
+    "Anymal": "harness.tasks.anymal:Anymal",
     "Cartpole": "harness.tasks.cartpole:Cartpole",
     "Humanoid": "harness.tasks.humanoid:Humanoid",
 }
