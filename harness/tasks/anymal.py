@@ -25,9 +25,9 @@ TRACKING_WIDTH = 0.25
 
 def base_up_observation(quat: torch.Tensor) -> torch.Tensor:
     """Upstream's "projected gravity": the world's down vector rotated by the base's orientation, R (0, 0, -1),
-    that is minus the base's z axis in world coordinates (not gravity in the base's frame, R^T g; the two agree
-    when the base is level or only rolls or pitches about axes aligned with the world's). Kept as upstream has it,
-    so that observations mean what they mean there."""
+    that is minus the base's z axis in world coordinates. Not gravity in the base's frame (R^T g): the two agree
+    only while the base is level; tilted, their x and y have opposite signs, and upstream's depends on the heading
+    too. Kept as upstream has it, so that the observations mean what they mean there."""
     w, x, y, z = quat.unbind(-1)
     return -torch.stack((2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)), dim=-1)
 
