@@ -4,8 +4,9 @@ Each rank simulates and learns on its own device; gradients, the KL divergence a
 statistics are averaged across ranks, and rank 0 decides when to stop. All collectives here are tensor
 operations on the device, so they can sit inside CUDA graphs; the only host syncs are the one broadcast per
 epoch in `agree` and the start-up broadcast. Between GPUs they go through NCCL's own communicator
-(harness.nccl), not torch.distributed's NCCL backend: making a communicator slows the process's training by 6-7%,
-making torch's NCCL group by 6-11% (bench/results/2026-11-26-multi-gpu-nccl.md). The process group is gloo in
+(harness.nccl), not torch.distributed's NCCL backend: making torch's NCCL group slows the process's training by
+6-11%, making NCCL's communicator by 0-6% (bench/results/2026-11-26-multi-gpu-nccl.md and
+2026-11-26-scaling-4-GPUs-H200x4.md; the cause is inside NCCL's init and not found). The process group is gloo in
 every case (the rendezvous, and the collectives themselves between CPU processes).
 """
 
