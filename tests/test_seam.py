@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from conftest import ROOT, make_cpu_agent
@@ -48,3 +50,17 @@ def test_an_unsupported_rl_games_is_one_line_naming_the_supported_versions(monke
     with pytest.raises(UserError, match=r"supports rl-games 1\.6\.5: pip install -r requirements\.txt") as error:
         seam.check_version()
     assert ("1.7.0 is installed" if installed else "not installed") in str(error.value)
+
+
+def test_rl_games_test_networks_load_only_when_built():
+    """Importing the seam leaves out TorchInductor (rl_games' test networks pull it in); a test network still
+    builds, from rl_games' own module, loaded then."""
+    check = (
+        "import sys; import harness.rl.seam; from rl_games.algos_torch import model_builder; "
+        "print('torch._inductor.compile_fx' in sys.modules); builder = model_builder.NETWORK_REGISTRY['testnet'](); "
+        "print(type(builder).__module__, type(builder).__name__, 'torch._inductor.compile_fx' in sys.modules)"
+    )
+    command = [sys.executable, "-c", check]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:2] == ["False", "rl_games.envs.test_network TestNetBuilder True"]

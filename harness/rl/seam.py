@@ -9,11 +9,20 @@ through here, so an rl_games upgrade touches this file: read its changes against
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import types
 from importlib import metadata
+from pathlib import Path
 
 from harness.errors import UserError
 
 SUPPORTED_VERSIONS = ("1.6.5",)
+# rl_games registers its own test networks whenever its env configurations are imported, and one of them has a
+# method decorated with torch.compile, which imports TorchInductor: about 1.1 s of every start on the CPU
+# (2026-11-26). defer_test_networks() loads that module when one of its networks is first built instead.
+TEST_NETWORKS = "rl_games.envs.test_network"
+TEST_NETWORK_BUILDERS = ("TestNetBuilder", "TestNetAuxLossBuilder", "SimpleNetBuilder")
 
 
 def check_version() -> None:
@@ -29,7 +38,34 @@ def check_version() -> None:
         )
 
 
+def defer_test_networks() -> None:
+    """Stand in for rl_games' test-network module until one of its builders is called: each stand-in builder
+    loads the real module then (under its own name) and returns the real builder."""
+    if TEST_NETWORKS in sys.modules:
+        return
+    package = importlib.util.find_spec("rl_games")  # (finding a top-level package imports nothing)
+    source = Path(package.origin).parent / "envs" / "test_network.py"
+
+    def real_module() -> types.ModuleType:
+        module = sys.modules[TEST_NETWORKS]
+        if module is stand_in:
+            spec = importlib.util.spec_from_file_location(TEST_NETWORKS, source)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[TEST_NETWORKS] = module
+            spec.loader.exec_module(module)
+        return module
+
+    def builder(name: str) -> type:
+        return type(name, (), {"__new__": lambda cls, *args, **kwargs: getattr(real_module(), name)(*args, **kwargs)})
+
+    stand_in = types.ModuleType(TEST_NETWORKS)
+    for name in TEST_NETWORK_BUILDERS:
+        setattr(stand_in, name, builder(name))
+    sys.modules[TEST_NETWORKS] = stand_in
+
+
 check_version()
+defer_test_networks()
 
 # ruff: noqa: E402 (the version is checked before rl_games is imported)
 from rl_games.algos_torch import torch_ext
