@@ -42,8 +42,6 @@ class Anymal(VecTask):
         | {"defaultJointAngles", "learn"}
     )
     episode_buffers = (*VecTask.episode_buffers, "commands")
-    # Observation columns (upstream's layout).
-    LIN_VEL, ANG_VEL, UP, COMMANDS, DOF_POS, DOF_VEL, ACTIONS = 0, 3, 6, 9, 12, 24, 36
     # Four feet on a plane use 4 contacts and 16 rows (pyramidal cones); room for a fallen robot's base and legs.
     nconmax, njmax = 24, 128
 
