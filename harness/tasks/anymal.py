@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import warp as wp
 
-from harness.sim.mjwarp import MjWarpSim, load_mjcf
+from harness.sim.mjwarp import load_mjcf
 from harness.tasks.rotations import quat_rotate_inverse
 from harness.tasks.vec_task import VecTask
 
@@ -59,14 +59,7 @@ class Anymal(VecTask):
         model.actuator_gainprm[:, 0] = stiffness  # torque = stiffness (target - q) - damping qdot
         model.actuator_biasprm[:, 1] = -stiffness
         model.actuator_biasprm[:, 2] = -damping
-        self.sim = MjWarpSim(
-            model,
-            num_worlds=self.num_envs,
-            device=sim_device,
-            nconmax=self.nconmax,
-            njmax=self.njmax,
-            substeps=int(sim["substeps"]) * int(control["controlFrequencyInv"]),
-        )
+        self.sim = self.make_sim(model, substeps=int(sim["substeps"]) * int(control["controlFrequencyInv"]))
         joints = [model.joint(model.actuator_trnid[i, 0]).name for i in range(model.nu)]
         self.default_dof_pos = torch.tensor([float(env["defaultJointAngles"][j]) for j in joints], device=dev)
         init = env["baseInitState"]

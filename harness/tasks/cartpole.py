@@ -9,12 +9,10 @@ import mujoco
 import numpy as np
 import torch
 
-from harness.sim.mjwarp import MjWarpSim, load_mjcf
+from harness.sim.mjwarp import load_mjcf
 from harness.tasks.vec_task import VecTask
 
 ASSET = Path(__file__).parent / "assets" / "cartpole.xml"
-# Nothing collides; the rail's limits are the only constraints.
-NCONMAX, NJMAX = 1, 4
 # Isaac Gym slows every link's angular velocity at this rate (1/s): AssetOptions.angular_damping's default, which
 # upstream's Cartpole keeps (it sets only fix_base_link). The cart only slides; the pole is the link it damps.
 ISAAC_GYM_ANGULAR_DAMPING = 0.5
@@ -43,6 +41,8 @@ class Cartpole(VecTask):
     num_actions = 1
     default_episode_length = 500
     used_env_keys = frozenset({"numEnvs", "episodeLength", "resetDist", "maxEffort", "clipObservations", "clipActions"})
+    # Nothing collides; the rail's limits are the only constraints.
+    nconmax, njmax = 1, 4
 
     def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
         super().__init__(cfg, sim_device, rl_device)
@@ -52,14 +52,7 @@ class Cartpole(VecTask):
         model = load_mjcf(ASSET, sim)
         model.actuator_gear[:, 0] = float(env["maxEffort"])  # force on the cart = action x maxEffort (400 N)
         model.dof_damping[POLE] = ISAAC_GYM_ANGULAR_DAMPING * hinge_inertia(model)
-        self.sim = MjWarpSim(
-            model,
-            num_worlds=self.num_envs,
-            device=sim_device,
-            nconmax=NCONMAX,
-            njmax=NJMAX,
-            substeps=int(sim["substeps"]),
-        )
+        self.sim = self.make_sim(model, substeps=int(sim["substeps"]))
 
     def compute_observations(self) -> None:
         state = torch.stack((self.sim.qpos[:, 0], self.sim.qvel[:, 0], self.sim.qpos[:, 1], self.sim.qvel[:, 1]), -1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from harness.sim.mjwarp import MjWarpSim, load_mjcf
+from harness.sim.mjwarp import load_mjcf
 from harness.tasks.rotations import basis_x_and_up, quat_rotate_inverse, roll_and_yaw, wrap_angle
 from harness.tasks.vec_task import VecTask
 
@@ -31,9 +31,6 @@ class Locomotion(VecTask):
     asset: Path
     start_height: float
     alive_reward: float
-    # Contact pool and constraint rows per world (MjWarpSim), sized for the task's model.
-    nconmax: int
-    njmax: int
     angular_velocity_scale = 1.0
     episode_buffers = (*VecTask.episode_buffers, "potentials", "prev_potentials")
 
@@ -49,14 +46,7 @@ class Locomotion(VecTask):
         # The costs weigh each joint by its motor's gear; powerScale scales the torques only.
         self.motor_gear = torch.tensor(model.actuator_gear[:, 0], dtype=torch.float32, device=self.device)
         model.actuator_gear[:, 0] *= float(env["powerScale"])  # torque = action x gear x powerScale
-        self.sim = MjWarpSim(
-            model,
-            num_worlds=self.num_envs,
-            device=sim_device,
-            nconmax=self.nconmax,
-            njmax=self.njmax,
-            substeps=int(sim["substeps"]) * int(env.get("controlFrequencyInv", 1)),
-        )
+        self.sim = self.make_sim(model, substeps=int(sim["substeps"]) * int(env.get("controlFrequencyInv", 1)))
         limits = torch.tensor(self.sim.mj_model.jnt_range[1:], dtype=torch.float32, device=self.device)
         self.dof_lower, self.dof_upper = limits[:, 0], limits[:, 1]
         self.default_dof_pos = torch.zeros(self.num_actions, device=self.device).clamp(self.dof_lower, self.dof_upper)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import gymnasium
+import mujoco
 import numpy as np
 import torch
 
 from harness import graphs
+from harness.sim.mjwarp import MjWarpSim
 
 
 class VecTask:
     """`num_envs` environments stepped together: `reset()` -> obs dict; `step(a)` -> (obs dict, reward, done, extras).
 
-    A task sets `self.sim` (an MjWarpSim) in its constructor and writes observations, rewards and resets.
+    A task sets `self.sim` (an MjWarpSim, from `make_sim`) in its constructor and writes observations, rewards
+    and resets.
 
     A step applies actions, runs the physics, computes observations, rewards and ends of episodes,
     then resets the ended environments at once, so the returned observation of an ended environment
@@ -32,6 +35,9 @@ class VecTask:
     # GPU memory that training takes per added env (physics, buffers, rollout storage), measured on an H100 with
     # bench/throughput.py: lets a num_envs that cannot fit be refused before anything is allocated. 0: unknown.
     gpu_bytes_per_env: int = 0
+    # Contact pool and constraint rows per world, sized for the task's model (MjWarpSim).
+    nconmax: int
+    njmax: int
 
     def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
         self.cfg = cfg
@@ -52,6 +58,17 @@ class VecTask:
         self.nonfinite_resets = torch.zeros((), dtype=torch.long, device=dev)
         self.set_step_mode(graph=True)
         self._compiled_advance = None
+
+    def make_sim(self, model: mujoco.MjModel, substeps: int) -> MjWarpSim:
+        """One world of `model` per env on the sim device, `substeps` physics steps per control step."""
+        return MjWarpSim(
+            model,
+            num_worlds=self.num_envs,
+            device=str(self.device),
+            nconmax=self.nconmax,
+            njmax=self.njmax,
+            substeps=substeps,
+        )
 
     def set_step_mode(self, *, graph: bool, compiled: bool = False) -> None:
         """How step() runs from its next call: captured as a CUDA graph (on CUDA devices) or eagerly, and with
