@@ -36,7 +36,7 @@ def ablate(parts: set) -> None:
     if "norm" in parts:
         distributed.average_normalizers_ = lambda model: None
     if "agree" in parts:
-        distributed.agree = lambda *values, device: list(values)
+        distributed.agree = lambda *values: list(values)
     if "gloo" in parts:
         import torch.distributed as dist
 
@@ -65,7 +65,7 @@ def before_training(step: str) -> None:
     if step in ("nccl-comm", "nccl-comm-destroyed"):  # NCCL's own communicator of one rank, no process group
         comm = one_rank_communicator()
         if step == "nccl-comm-destroyed":
-            comm.destroy()
+            comm.close()
         else:
             KEEP.append(comm)
     if step == "nccl-comm-late":
@@ -76,7 +76,7 @@ def before_training(step: str) -> None:
         def late(self):
             epochs.append(None)
             if len(epochs) == 3:
-                one_rank_communicator().destroy()
+                one_rank_communicator().close()
             return train_epoch(self)
 
         SyncFreeUpdate.train_epoch = late

@@ -1,13 +1,16 @@
 """Several processes training one policy (torchrun, `multi_gpu=True`): the process group and its collectives.
 
 Each rank simulates and learns on its own device; gradients, the KL divergence and the normalizers'
-statistics are averaged across ranks, and rank 0 decides when to stop. All collectives here are tensor
-operations on the device, so they can sit inside CUDA graphs; the only host syncs are the one broadcast per
-epoch in `agree` and the start-up broadcast. Between GPUs they go through NCCL's own communicator
-(harness.nccl), not torch.distributed's NCCL backend: making torch's NCCL group slows the process's training by
-6-11%, making NCCL's communicator by 0-6% (bench/results/2026-11-26-multi-gpu-nccl.md and
+statistics are averaged across ranks, and rank 0 decides when to stop. The averages are tensor operations on the
+device, so they can sit inside CUDA graphs; the only host exchanges are rank 0's decision once an epoch (`agree`)
+and its weights at the start, both over the gloo group, which never waits for a GPU.
+
+Between GPUs the averages go through each other's memory when all ranks are on one machine (harness.peer_memory:
+no NCCL at all) and through NCCL's own communicator across machines (harness.nccl; HARNESS_ALL_REDUCE=nccl picks it
+on one machine too). Not through torch.distributed's NCCL backend: making torch's NCCL group slows the process's
+training by 6-11%, making NCCL's communicator by 0-6% (bench/results/2026-11-26-multi-gpu-nccl.md and
 2026-11-26-scaling-4-GPUs-H200x4.md; the cause is inside NCCL's init and not found). The process group is gloo in
-every case (the rendezvous, and the collectives themselves between CPU processes).
+every case (the rendezvous, and the collectives themselves between CPU processes). One rank alone averages nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import types
 import torch
 import torch.distributed as dist
 
-from harness import nccl
+from harness import nccl, peer_memory
+from harness.errors import UserError
 
 # rl_games' RunningMeanStd (TorchScript-compiled in its models, so recognised by its statistics, not its class)
 NORMALIZER_BUFFERS = {"running_mean", "running_var", "count"}
@@ -35,30 +39,56 @@ def ranks_from_submitit() -> None:
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # cuda:LOCAL_RANK, as under torchrun
 
 
-# This rank's NCCL communicator (`.comm`) while the ranks train on GPUs; None on the CPU or with one process.
+# What averages this rank's GPU tensors with the other ranks' (`.comm`: a PeerAllReduce or an NCCL Communicator);
+# None on the CPU or with one process.
 _gpus = types.SimpleNamespace(comm=None)
+ALL_REDUCE_CHOICES = ("auto", "nccl")
 
 
 def init_process_group(device: str) -> None:
-    """Join the torchrun launch (a gloo group) and, for ranks on GPUs, an NCCL communicator on this rank's GPU."""
+    """Join the torchrun launch (a gloo group) and, for ranks on GPUs, what averages their tensors (see above)."""
+    choice = os.environ.get("HARNESS_ALL_REDUCE", "auto")
+    if choice not in ALL_REDUCE_CHOICES:
+        raise UserError(f"HARNESS_ALL_REDUCE={choice} is not one of {', '.join(ALL_REDUCE_CHOICES)}")
     device = torch.device(device)
     if device.type == "cuda":
         # Before any CUDA or NCCL work, so that nothing of this process lands on another rank's GPU.
         torch.cuda.set_device(device)
         device = torch.device("cuda", torch.cuda.current_device())
     dist.init_process_group("gloo")
-    if device.type == "cuda":
-        uid = torch.zeros(nccl.UNIQUE_ID_BYTES, dtype=torch.uint8)  # rank 0's, sent over gloo to the others
-        if dist.get_rank() == 0:
-            uid.copy_(torch.frombuffer(bytearray(nccl.unique_id()), dtype=torch.uint8))
-        dist.broadcast(uid, 0)
-        _gpus.comm = nccl.Communicator(uid.numpy().tobytes(), dist.get_rank(), dist.get_world_size(), device)
+    if device.type != "cuda" or dist.get_world_size() == 1:
+        return
+    if peer_memory.usable(dist.get_world_size()):
+        _gpus.comm = _peer_all_reduce(device)
+        if _gpus.comm is not None:
+            return
+    uid = torch.zeros(nccl.UNIQUE_ID_BYTES, dtype=torch.uint8)  # rank 0's, sent over gloo to the others
+    if dist.get_rank() == 0:
+        uid.copy_(torch.frombuffer(bytearray(nccl.unique_id()), dtype=torch.uint8))
+    dist.broadcast(uid, 0)
+    _gpus.comm = nccl.Communicator(uid.numpy().tobytes(), dist.get_rank(), dist.get_world_size(), device)
+
+
+def _peer_all_reduce(device: torch.device) -> peer_memory.PeerAllReduce | None:
+    """The peer all-reduce if every rank could set it up, else None (and NCCL averages): decided together, so that
+    no rank waits in a collective the others left."""
+    try:
+        comm, reason = peer_memory.PeerAllReduce(dist.group.WORLD, device), ""
+    except RuntimeError as error:  # e.g. where CUDA memory handles cannot pass between the processes
+        comm, reason = None, str(error).strip().splitlines()[0]
+    everyone = torch.tensor([comm is not None], dtype=torch.int32)
+    dist.all_reduce(everyone, op=dist.ReduceOp.MIN)
+    if everyone.item():
+        return comm
+    if reason:
+        print(f"rank {dist.get_rank()}: the GPUs cannot share memory ({reason}); averaging through NCCL", flush=True)
+    return None
 
 
 def close_process_group() -> None:
     if _gpus.comm is not None:
         torch.cuda.synchronize(_gpus.comm.device)
-        _gpus.comm.destroy()
+        _gpus.comm.close()
         _gpus.comm = None
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -83,7 +113,7 @@ def world_size() -> int:
 
 def average_(tensor: torch.Tensor) -> torch.Tensor:
     """Replace `tensor` by its mean over the ranks, in place, without waiting for it."""
-    if not dist.is_initialized():
+    if not dist.is_initialized() or dist.get_world_size() == 1:
         return tensor
     if _gpus.comm is not None:
         _gpus.comm.average_(tensor)
@@ -108,9 +138,11 @@ def average_gradients_(parameters) -> None:
 
 
 def broadcast_(module: torch.nn.Module) -> None:
-    """Give every rank rank 0's parameters and buffers, in place (tensors, no pickling)."""
+    """Give every rank rank 0's parameters and buffers, in place (over gloo, once, at the start; no pickling)."""
     for tensor in module.state_dict().values():
-        _broadcast_(tensor)
+        host = tensor.detach().cpu()
+        dist.broadcast(host, 0)
+        tensor.copy_(host)
 
 
 def average_normalizers_(model: torch.nn.Module) -> None:
@@ -135,16 +167,10 @@ def average_normalizers_(model: torch.nn.Module) -> None:
         offset += 2 * size
 
 
-def agree(*values: int, device: torch.device | str) -> list[int]:
-    """Rank 0's `values` on every rank (one small broadcast and one host sync); the values as given on one rank."""
+def agree(*values: int) -> list[int]:
+    """Rank 0's `values` on every rank (one small broadcast between the hosts); the values as given on one rank."""
     if not dist.is_initialized():
         return list(values)
-    decided = torch.tensor(values, dtype=torch.long, device=device)
-    return _broadcast_(decided).tolist()
-
-
-def _broadcast_(tensor: torch.Tensor) -> torch.Tensor:
-    if _gpus.comm is not None:
-        return _gpus.comm.broadcast_(tensor)
-    dist.broadcast(tensor, 0)
-    return tensor
+    decided = torch.tensor(values, dtype=torch.long)
+    dist.broadcast(decided, 0)
+    return decided.tolist()

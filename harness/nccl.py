@@ -1,4 +1,5 @@
-"""A communicator of NCCL itself, called through ctypes, for the ranks' collectives on their GPUs.
+"""A communicator of NCCL itself, called through ctypes, for the ranks' averages on their GPUs when the ranks span
+several machines (on one machine harness.peer_memory averages without NCCL).
 
 Why not torch.distributed's NCCL backend: creating its process group (ProcessGroupNCCL) slows the process's
 training for the rest of its life, even if the group is destroyed at once: 11% on the machine where NCCL's own
@@ -59,7 +60,6 @@ def library() -> ctypes.CDLL:
     lib.ncclCommInitRank.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, UniqueId, ctypes.c_int]
     collective = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
     lib.ncclAllReduce.argtypes = [*collective, ctypes.c_void_p, ctypes.c_void_p]
-    lib.ncclBroadcast.argtypes = [*collective, ctypes.c_void_p, ctypes.c_void_p]
     lib.ncclCommDestroy.argtypes = [ctypes.c_void_p]
     return lib
 
@@ -101,13 +101,7 @@ class Communicator:
         _check(library().ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), count, dtype, AVG, self._comm, stream))
         return tensor
 
-    def broadcast_(self, tensor: torch.Tensor, root: int = 0) -> torch.Tensor:
-        """Rank `root`'s `tensor` on every rank, in place, on torch's current stream."""
-        count, dtype, stream = self._operand(tensor)
-        _check(library().ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), count, dtype, root, self._comm, stream))
-        return tensor
-
-    def destroy(self) -> None:
+    def close(self) -> None:
         if self._comm:
             _check(library().ncclCommDestroy(self._comm))
             self._comm = ctypes.c_void_p()

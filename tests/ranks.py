@@ -5,7 +5,8 @@ model's state to OUT/rank<R>.pt; rank 0 also saves a checkpoint as training does
     torchrun --standalone --nproc_per_node=2 tests/ranks.py OUT [--same-seed] [--cuda] [--epochs N]
 
 Seeds differ per rank unless --same-seed. With --cuda the ranks run on their GPUs with the captured update and
-also write how far one replayed minibatch step lands from the same step run eagerly (OUT/graph_vs_eager<R>.pt).
+also write how far one replayed minibatch step lands from the same step run eagerly (OUT/graph_vs_eager<R>.pt)
+and which all-reduce averaged them (OUT/all_reduce<R>.txt).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
         agent.save(str(args.out / "checkpoint"))
     if args.cuda:
         torch.save(update_graph_vs_eager(agent), args.out / f"graph_vs_eager{rank}.pt")
+        (args.out / f"all_reduce{rank}.txt").write_text(type(distributed._gpus.comm).__name__)
     agent.release_graphs()  # as training does, before the process group goes
     distributed.close_process_group()
 

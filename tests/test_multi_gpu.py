@@ -1,5 +1,6 @@
-"""Multi-GPU training checked on the CPU: ranks as CPU processes (gloo) run the same code as GPU ranks (NCCL) minus
-the CUDA graphs; rank and device choice, rank-0 writing, bad input."""
+"""Multi-GPU training checked on the CPU: ranks as CPU processes (gloo) run the same code as GPU ranks (peer memory
+or NCCL) minus the CUDA graphs; rank and device choice, rank-0 writing, bad input. The GPU tests at the end run
+both GPU all-reduces."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from conftest import CPU, ROOT, compose_config, make_cpu_agent, run_script
 from ranks import SMALL_ANT
 
+from harness import distributed, peer_memory
 from harness.checkpoints import load_checkpoint
 from harness.config import multi_gpu_device
 from harness.errors import UserError
@@ -49,6 +51,26 @@ def test_only_rank_zero_writes_the_run_folder(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "Ant" / "config.yaml").is_file()
 
 
+def test_gpus_of_one_machine_average_through_peer_memory_and_across_machines_through_nccl(monkeypatch):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "can_device_access_peer", lambda a, b: True)
+    assert peer_memory.usable(world_size=2)
+    assert not peer_memory.usable(world_size=4), "ranks on another machine"
+    monkeypatch.setattr(torch.cuda, "can_device_access_peer", lambda a, b: False)
+    assert not peer_memory.usable(world_size=2), "GPUs that cannot map each other's memory"
+    monkeypatch.setattr(torch.cuda, "can_device_access_peer", lambda a, b: True)
+    monkeypatch.setenv("HARNESS_ALL_REDUCE", "nccl")
+    assert not peer_memory.usable(world_size=2), "asked for NCCL"
+
+
+def test_an_unknown_all_reduce_is_refused_before_joining_the_ranks(monkeypatch):
+    monkeypatch.setenv("HARNESS_ALL_REDUCE", "mpi")
+    with pytest.raises(UserError, match="HARNESS_ALL_REDUCE=mpi is not one of auto, nccl"):
+        distributed.init_process_group("cpu")
+    assert not distributed.active()
+
+
 @pytest.mark.skipif("LOCAL_RANK" in os.environ, reason="needs a shell that torchrun did not start")
 def test_train_multi_gpu_without_torchrun_is_a_clear_error(tmp_path):
     result = run_script("train.py", "multi_gpu=True", cwd=tmp_path)
@@ -56,7 +78,7 @@ def test_train_multi_gpu_without_torchrun_is_a_clear_error(tmp_path):
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
 
 
-def torchrun(*args: str, cwd, timeout: float = 600) -> subprocess.CompletedProcess:
+def torchrun(*args: str, cwd, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", *args],
         cwd=cwd,
@@ -64,12 +86,14 @@ def torchrun(*args: str, cwd, timeout: float = 600) -> subprocess.CompletedProce
         text=True,
         timeout=timeout,
         check=False,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
-def two_ranks(out, *flags: str) -> dict:
+def two_ranks(out, *flags: str, env: dict | None = None) -> dict:
     """Run tests/ranks.py as two ranks; each rank's model state after its epochs, and rank 0's checkpoint."""
-    result = torchrun("--standalone", "--nproc_per_node=2", str(ROOT / "tests" / "ranks.py"), str(out), *flags, cwd=out)
+    ranks = str(ROOT / "tests" / "ranks.py")
+    result = torchrun("--standalone", "--nproc_per_node=2", ranks, str(out), *flags, cwd=out, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     states = {rank: torch.load(out / f"rank{rank}.pt") for rank in (0, 1)}
     return {**states, "checkpoint": load_checkpoint(out / "checkpoint.pth")["model"]}
@@ -139,9 +163,12 @@ def test_two_nodes_train_through_a_c10d_rendezvous(tmp_path):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
-def test_two_gpus_replay_the_update_with_its_all_reduce_as_run_eagerly(tmp_path):
-    ranks = two_ranks(tmp_path, "--cuda", "--epochs", "2")
+@pytest.mark.parametrize("all_reduce", ["auto", "nccl"])  # peer memory (one machine), NCCL (across machines)
+def test_two_gpus_replay_the_update_with_its_all_reduce_as_run_eagerly(tmp_path, all_reduce):
+    ranks = two_ranks(tmp_path, "--cuda", "--epochs", "2", env={"HARNESS_ALL_REDUCE": all_reduce})
     assert_same_state(ranks[1], ranks[0])
     assert_same_state(ranks[0], ranks["checkpoint"])
     for rank in (0, 1):
         assert torch.load(tmp_path / f"graph_vs_eager{rank}.pt") < 1e-6
+        used = (tmp_path / f"all_reduce{rank}.txt").read_text()
+        assert used == {"auto": "PeerAllReduce", "nccl": "Communicator"}[all_reduce]

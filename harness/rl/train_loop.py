@@ -62,7 +62,7 @@ class TrainLoop:
             if self.global_rank == 0:  # every rank holds the same weights; rank 0 looks, logs and saves
                 diverged = not self._weights_finite()
                 finished = not diverged and self._log_and_save(epoch, frame, total_time, results)
-            agreed = distributed.agree(int(finished), self.stop_signal or 0, int(diverged), device=self.ppo_device)
+            agreed = distributed.agree(int(finished), self.stop_signal or 0, int(diverged))
             finished, signum, diverged = agreed
             if diverged:
                 raise UserError(
