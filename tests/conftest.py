@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import os
+import runpy
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -78,3 +82,32 @@ def run_script(
         timeout=timeout,
         check=False,
     )
+
+
+def run_in_process(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run train.py or play.py as `python <script> ARGS` from `cwd` would, but in this process: the script's own
+    module from the command line on (Hydra's parsing, the one-line errors, the exit code), with its output captured,
+    without the 5-9 s a new process spends importing and loading MuJoCo Warp's kernels. What only a new process
+    shows (start-up, signals, several processes, the environment it is given) is tested with run_script."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_cwd, saved_argv, saved_env = os.getcwd(), sys.argv, dict(os.environ)
+    returncode = 0
+    try:
+        os.chdir(cwd)
+        sys.argv = [str(ROOT / script), *args]
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            try:
+                runpy.run_path(str(ROOT / script), run_name="__main__")
+            except SystemExit as exit:  # as the interpreter would end: a message goes to stderr with status 1
+                if isinstance(exit.code, str):
+                    print(exit.code, file=sys.stderr)
+                returncode = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+        GlobalHydra.instance().clear()
+    return subprocess.CompletedProcess(sys.argv, returncode, stdout.getvalue(), stderr.getvalue())

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CPU, run_script
+from conftest import CPU, run_in_process
 
 from harness.checkpoints import (
     checkpoint_path,
@@ -134,7 +134,7 @@ def test_a_checkpoint_that_carries_code_is_refused_without_running_it(tmp_path):
     with pytest.raises(UserError, match="holds posix.system, which loading would run as code"):
         load_checkpoint(payload)
     for script in ("play.py", "train.py"):
-        result = run_script(script, "task=Ant", "num_envs=4", *CPU, f"checkpoint={payload}", cwd=tmp_path)
+        result = run_in_process(script, "task=Ant", "num_envs=4", *CPU, f"checkpoint={payload}", cwd=tmp_path)
         assert result.returncode == 2 and "was not loaded" in result.stderr, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
     assert not marker.exists(), "no code from the file ran"

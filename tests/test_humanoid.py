@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import CPU, compose_config, make_cpu_task, run_script
+from conftest import CPU, compose_config, make_cpu_task, run_in_process
 
 from harness.config import prepare_config
 
@@ -134,10 +134,10 @@ def test_train_and_play_humanoid_end_to_end(tmp_path):
         "train.params.config.save_best_after=1",
         "train.params.config.save_frequency=1",
     ]
-    result = run_script("train.py", *train, cwd=tmp_path)
+    result = run_in_process("train.py", *train, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "runs" / "Humanoid" / "nn").glob("last_*.pth"))
-    played = run_script(
+    played = run_in_process(
         "play.py", "task=Humanoid", "checkpoint=auto", "num_envs=4", *CPU, "num_episodes=4", cwd=tmp_path
     )
     assert played.returncode == 0 and "Play report: Humanoid" in played.stdout, played.stderr[-2000:]

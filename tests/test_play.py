@@ -1,4 +1,5 @@
-"""The real play.py end to end on the CPU: checkpoint=auto, the report, JSON, export; and its refusals."""
+"""The real play.py end to end on the CPU: checkpoint=auto, the report, JSON, export; and its refusals. The first test
+and the full disk run play.py as a new process; the others run its module in this one (conftest.run_in_process)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import CPU, ROOT, run_script
+from conftest import CPU, ROOT, run_in_process, run_script
 
 PLAY = ["task=Ant", "checkpoint=auto", "num_envs=8", *CPU, "num_episodes=8"]
 
@@ -35,7 +36,7 @@ def run(tmp_path_factory):
 
 
 def test_play_reports_and_writes_json(run):
-    result = run_script("play.py", *PLAY, cwd=run)
+    result = run_script("play.py", *PLAY, cwd=run)  # as a user runs it; the other tests run play.py in-process
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Playing runs/Ant/nn/Ant.pth: the best checkpoint of the run (epoch" in result.stdout
     assert "Play report: Ant" in result.stdout and "env steps/s" in result.stdout
@@ -51,7 +52,7 @@ def test_play_reports_and_writes_json(run):
 
 
 def test_train_py_test_true_plays_too(run):
-    result = run_script("train.py", *PLAY, "test=True", "checkpoint=latest", "num_episodes=3", cwd=run)
+    result = run_in_process("train.py", *PLAY, "test=True", "checkpoint=latest", "num_episodes=3", cwd=run)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "the newest periodic checkpoint" in result.stdout and "episodes          3" in result.stdout
 
@@ -59,7 +60,7 @@ def test_train_py_test_true_plays_too(run):
 def test_video_shows_the_robot_moving(run):
     import imageio
 
-    result = run_script("play.py", *PLAY, "num_episodes=2", "video=True", "video_length=30", cwd=run)
+    result = run_in_process("play.py", *PLAY, "num_episodes=2", "video=True", "video_length=30", cwd=run)
     assert result.returncode == 0, result.stderr[-2000:]
     videos = list((run / "runs" / "Ant" / "videos").glob("*.mp4"))
     assert len(videos) == 1 and f"Video of env 0 (30 steps): {videos[0].relative_to(run)}" in result.stdout
@@ -70,7 +71,7 @@ def test_video_shows_the_robot_moving(run):
 
 
 def test_stochastic_play_samples_actions(run):
-    result = run_script("play.py", *PLAY, "deterministic=False", "num_episodes=4", cwd=run)
+    result = run_in_process("play.py", *PLAY, "deterministic=False", "num_episodes=4", cwd=run)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "stochastic policy on cpu" in result.stdout
 
@@ -81,7 +82,7 @@ def test_a_multi_gpu_run_plays_in_one_process(run):
     assert "multi_gpu: false" in text
     config.write_text(text.replace("multi_gpu: false", "multi_gpu: true"))
     try:
-        result = run_script("play.py", *PLAY, "num_episodes=2", cwd=run)
+        result = run_in_process("play.py", *PLAY, "num_episodes=2", cwd=run)
     finally:
         config.write_text(text)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -91,7 +92,7 @@ def test_a_multi_gpu_run_plays_in_one_process(run):
 def test_export_onnx_gives_the_torch_policys_actions(run):
     import onnxruntime
 
-    result = run_script("play.py", *PLAY, "export=onnx", "num_episodes=1", cwd=run)
+    result = run_in_process("play.py", *PLAY, "export=onnx", "num_episodes=1", cwd=run)
     assert result.returncode == 0, result.stderr[-2000:]
     onnx_path = run / "runs" / "Ant" / "exported" / "Ant.onnx"
     assert f"Exported the policy (onnx) to {onnx_path.relative_to(run)}" in result.stdout
@@ -103,7 +104,7 @@ def test_export_onnx_gives_the_torch_policys_actions(run):
 
 
 def test_export_jit_gives_the_torch_policys_actions(run):
-    result = run_script("play.py", *PLAY, "export=jit", "num_episodes=1", cwd=run)
+    result = run_in_process("play.py", *PLAY, "export=jit", "num_episodes=1", cwd=run)
     assert result.returncode == 0, result.stderr[-2000:]
     scripted = torch.jit.load(str(run / "runs" / "Ant" / "exported" / "Ant.pt"))
     obs = torch.randn(16, 60)
@@ -150,13 +151,13 @@ def test_checkpoint_of_another_task_is_refused(run, tmp_path):
     state["env_state"] = {"task": "Humanoid"}
     other = tmp_path / "other.pth"
     torch.save(state, other)
-    result = run_script("play.py", *CPU, f"checkpoint={other}", "num_envs=2", cwd=run)
+    result = run_in_process("play.py", *CPU, f"checkpoint={other}", "num_envs=2", cwd=run)
     assert result.returncode != 0 and "is a checkpoint of task Humanoid, not Ant" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_network_of_other_shapes_is_refused(run):
-    result = run_script("play.py", *PLAY, "train.params.network.mlp.units=[128,64]", cwd=run)
+    result = run_in_process("play.py", *PLAY, "train.params.network.mlp.units=[128,64]", cwd=run)
     assert result.returncode != 0 and "does not fit the network of the config" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -176,7 +177,7 @@ def test_network_of_other_shapes_is_refused(run):
 )
 def test_bad_input_gets_a_clear_line_and_changes_nothing(run, args, message):
     before = sorted(p.relative_to(run) for p in (run / "runs").rglob("*.pth"))
-    result = run_script("play.py", *PLAY, *args, cwd=run)
+    result = run_in_process("play.py", *PLAY, *args, cwd=run)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.relative_to(run) for p in (run / "runs").rglob("*.pth")) == before
 
@@ -185,7 +186,7 @@ def test_a_checkpoint_from_elsewhere_plays_and_writes_only_under_runs(run, tmp_p
     elsewhere = tmp_path / "downloads"
     elsewhere.mkdir()
     (elsewhere / "policy.pth").write_bytes((run / "runs" / "Ant" / "nn" / "Ant.pth").read_bytes())
-    result = run_script(
+    result = run_in_process(
         "play.py", *PLAY[:1], f"checkpoint={elsewhere / 'policy.pth'}", *PLAY[2:], "export=jit", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -216,7 +217,7 @@ def test_corrupt_checkpoint_is_refused_and_kept(run):
     broken = run / "runs" / "Ant" / "nn" / "last_Ant_ep_99_rew_1.0.pth"
     broken.write_bytes((run / "runs" / "Ant" / "nn" / "Ant.pth").read_bytes()[:1000])
     try:
-        result = run_script("play.py", *PLAY, "checkpoint=latest", cwd=run)
+        result = run_in_process("play.py", *PLAY, "checkpoint=latest", cwd=run)
         assert result.returncode != 0 and "is not a readable checkpoint" in result.stderr
         assert "Traceback" not in result.stderr and broken.stat().st_size == 1000
     finally:
@@ -227,7 +228,7 @@ def test_sigma_fixes_the_action_noise_of_a_stochastic_play(run):
     """IsaacGymEnvs' sigma=: with a vanishing standard deviation (exp(-30)), sampled actions are the mean ones."""
     returns = []
     for args in (["deterministic=True"], ["deterministic=False", "sigma=-30"]):
-        result = run_script("play.py", *PLAY, "num_episodes=4", *args, cwd=run)
+        result = run_in_process("play.py", *PLAY, "num_episodes=4", *args, cwd=run)
         assert result.returncode == 0, result.stderr[-2000:]
         report = re.search(r"written to +(\S+\.json)", result.stdout)[1]
         returns.append(json.loads((run / report).read_text())["returns"])

@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from conftest import CPU, ROOT, compose_config, run_script
+from conftest import CPU, ROOT, compose_config, run_in_process, run_script
 
 from harness.checkpoints import load_checkpoint
 from harness.config import prepare_config
@@ -73,7 +73,7 @@ def test_resume_restores_the_whole_training_state(run, monkeypatch):
 
 
 def test_resume_continues_the_run_in_place(run):
-    result = run_script("train.py", *BASE, "max_iterations=6", "checkpoint=auto", cwd=run)
+    result = run_in_process("train.py", *BASE, "max_iterations=6", "checkpoint=auto", cwd=run)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Resuming from runs/Ant/nn/last_Ant_ep_4_rew_" in result.stdout
     epochs = re.findall(r"^epoch (\d+)/6", result.stdout, flags=re.M)
@@ -87,14 +87,14 @@ def test_resume_continues_the_run_in_place(run):
 
 
 def test_a_resumed_run_never_replaces_the_best_with_a_worse_policy(tmp_path):
-    assert run_script("train.py", *BASE, "max_iterations=2", cwd=tmp_path).returncode == 0
+    assert run_in_process("train.py", *BASE, "max_iterations=2", cwd=tmp_path).returncode == 0
     nn = tmp_path / "runs" / "Ant" / "nn"
     latest = next(nn.glob("last_Ant_ep_2_rew_*.pth"))
     state = torch.load(latest, weights_only=False)
     state["last_mean_rewards"] = 1e6  # a best far above anything this tiny run reaches
     torch.save(state, latest)
     best_before = (nn / "Ant.pth").read_bytes()
-    result = run_script("train.py", *BASE, "max_iterations=4", "checkpoint=auto", cwd=tmp_path)
+    result = run_in_process("train.py", *BASE, "max_iterations=4", "checkpoint=auto", cwd=tmp_path)
     assert result.returncode == 0 and "saving next best" not in result.stdout
     assert (nn / "Ant.pth").read_bytes() == best_before
 
@@ -107,7 +107,7 @@ def test_resuming_an_older_checkpoint_keeps_the_best_the_run_recorded(run, tmp_p
     torch.save(best, nn / "Ant.pth")
     best_before = (nn / "Ant.pth").read_bytes()
     older = next(nn.glob("last_Ant_ep_2_rew_*.pth")).relative_to(tmp_path)
-    result = run_script("train.py", *BASE, "max_iterations=4", f"checkpoint={older}", cwd=tmp_path)
+    result = run_in_process("train.py", *BASE, "max_iterations=4", f"checkpoint={older}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "at epoch 2 (frame 1024, best mean reward 1000000.00," in result.stdout
     assert (nn / "Ant.pth").read_bytes() == best_before
@@ -115,11 +115,11 @@ def test_resuming_an_older_checkpoint_keeps_the_best_the_run_recorded(run, tmp_p
 
 def test_periodic_checkpoints_do_not_wait_for_an_episode_to_end(tmp_path):
     no_episode_ends = [*BASE, "task.env.episodeLength=1000", "train.params.config.save_frequency=1"]
-    result = run_script("train.py", *no_episode_ends, "max_iterations=3", cwd=tmp_path)
+    result = run_in_process("train.py", *no_episode_ends, "max_iterations=3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     names = sorted(p.name for p in (tmp_path / "runs" / "Ant" / "nn").iterdir())
     assert names == [f"last_Ant_ep_{epoch}_rew_-inf.pth" for epoch in (1, 2, 3)]
-    resumed = run_script("train.py", *no_episode_ends, "max_iterations=4", "checkpoint=auto", cwd=tmp_path)
+    resumed = run_in_process("train.py", *no_episode_ends, "max_iterations=4", "checkpoint=auto", cwd=tmp_path)
     assert "no best checkpoint yet" in resumed.stdout and "-1000000000" not in resumed.stdout
 
 
@@ -139,8 +139,8 @@ def test_a_resumed_run_ends_exactly_where_the_uninterrupted_one_does(tmp_path, d
     on += [f"sim_device={device}", f"rl_device={device}", "task.env.episodeLength=20"]
     same = [*on, "torch_deterministic=True", "train.params.config.save_frequency=3"]
     for args in (["experiment=whole", "max_iterations=6"], ["experiment=split", "max_iterations=3"]):
-        assert run_script("train.py", *same, *args, cwd=tmp_path).returncode == 0
-    resumed = run_script("train.py", *same, "experiment=split", "max_iterations=6", "checkpoint=auto", cwd=tmp_path)
+        assert run_in_process("train.py", *same, *args, cwd=tmp_path).returncode == 0
+    resumed = run_in_process("train.py", *same, "experiment=split", "max_iterations=6", "checkpoint=auto", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "every world starts a new episode" not in resumed.stdout
     whole, split = (
@@ -162,14 +162,14 @@ def test_a_resumed_run_ends_exactly_where_the_uninterrupted_one_does(tmp_path, d
 def test_resuming_with_another_num_envs_starts_new_episodes_and_says_so(run, tmp_path):
     shutil.copytree(run / "runs", tmp_path / "runs")
     other = [*BASE, "num_envs=16", "max_iterations=5", "checkpoint=auto"]
-    result = run_script("train.py", *other, cwd=tmp_path)
+    result = run_in_process("train.py", *other, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     said = "The checkpoint's episodes are of 32 envs, this run has 16: every world starts a new episode"
     assert said in result.stdout
 
 
 def test_auto_starts_fresh_when_there_is_no_run(tmp_path):
-    result = run_script("train.py", *BASE, "max_iterations=1", "checkpoint=auto", cwd=tmp_path)
+    result = run_in_process("train.py", *BASE, "max_iterations=1", "checkpoint=auto", cwd=tmp_path)
     assert result.returncode == 0 and "no checkpoint in runs/Ant/nn, starting a new run" in result.stdout
     assert (tmp_path / "runs" / "Ant" / "config.yaml").is_file()
 
@@ -259,7 +259,7 @@ def test_a_run_being_trained_is_locked_against_a_second_training(tmp_path):
     lines = []
     assert _wait_for(lambda: lines.append(first.stdout.readline()) or lines[-1].startswith("epoch "), step=0)
     for again in ("checkpoint=auto", "checkpoint="):
-        second = run_script("train.py", *BASE, "max_iterations=2", again, cwd=tmp_path)
+        second = run_in_process("train.py", *BASE, "max_iterations=2", again, cwd=tmp_path)
         assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
         assert f"runs/Ant is in use: process {first.pid} on " in second.stderr and "Traceback" not in second.stderr
     first.send_signal(signal.SIGTERM)
@@ -301,12 +301,14 @@ def test_a_bad_checkpoint_to_resume_is_refused(run, tmp_path, change, message):
         state = torch.load(source, weights_only=False)
         state["env_state"] = {"task": "Humanoid"}
         torch.save(state, bad)
-    result = run_script("train.py", *BASE, "max_iterations=2", f"checkpoint={bad}", "experiment=other", cwd=tmp_path)
+    result = run_in_process(
+        "train.py", *BASE, "max_iterations=2", f"checkpoint={bad}", "experiment=other", cwd=tmp_path
+    )
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_checkpoint_of_another_network_is_refused(run):
-    result = run_script(
+    result = run_in_process(
         "train.py", *BASE, "max_iterations=8", "checkpoint=auto", "train.params.network.mlp.units=[32,32]", cwd=run
     )
     assert result.returncode != 0 and "does not fit the network of the config" in result.stderr

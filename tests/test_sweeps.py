@@ -1,16 +1,17 @@
-"""`train.py -m` (Hydra multirun) on the CPU: one run folder per job, never mixed, and the sweep's summary."""
+"""`train.py -m` (Hydra multirun) on the CPU: one run folder per job, never mixed, and the sweep's summary. Sweeps
+whose jobs run in the launching process run train.py's module in this one; submitit's run as processes."""
 
 from __future__ import annotations
 
 import json
 
-from conftest import CPU, ROOT, run_script
+from conftest import CPU, ROOT, run_in_process, run_script
 
 SWEEP = ["-m", "task=Cartpole", "seed=1,2", "num_envs=16", "max_iterations=3", "train.params.config.save_best_after=1"]
 
 
 def test_a_seed_sweep_trains_each_job_into_its_own_run_folder_and_sums_up(tmp_path):
-    result = run_script("train.py", *SWEEP, *CPU, cwd=tmp_path)
+    result = run_in_process("train.py", *SWEEP, *CPU, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     runs = tmp_path / "runs"
     stem = "Cartpole_max_iterations-3_num_envs-16_seed-{}_save_best_after-1"
@@ -30,8 +31,8 @@ def test_a_seed_sweep_trains_each_job_into_its_own_run_folder_and_sums_up(tmp_pa
 
 def test_the_same_sweep_again_refuses_to_mix_into_its_runs(tmp_path):
     one_job = ["-m", "task=Cartpole", "seed=1", "num_envs=16", "max_iterations=1", *CPU]
-    assert run_script("train.py", *one_job, cwd=tmp_path).returncode == 0
-    again = run_script("train.py", *one_job, cwd=tmp_path)
+    assert run_in_process("train.py", *one_job, cwd=tmp_path).returncode == 0
+    again = run_in_process("train.py", *one_job, cwd=tmp_path)
     assert again.returncode != 0 and "already holds" in again.stderr and "Traceback" not in again.stderr
 
 
@@ -63,7 +64,7 @@ def test_the_shipped_slurm_launcher_config_is_submitits_with_one_gpu_a_job():
 def test_an_optuna_search_with_the_shipped_config_maximises_the_best_reward(tmp_path):
     sweep = ["-m", "hydra/sweeper=optuna_lr", "hydra.sweeper.n_trials=2", "task=Cartpole", "num_envs=16"]
     tiny = ["max_iterations=2", "train.params.config.save_best_after=1", *CPU]
-    result = run_script("train.py", *sweep, *tiny, cwd=tmp_path)
+    result = run_in_process("train.py", *sweep, *tiny, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (folder,) = (tmp_path / "runs" / "sweeps").iterdir()
     jobs = json.loads((folder / "summary.json").read_text())["jobs"]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 import torch
-from conftest import CPU, run_script
+from conftest import CPU, run_in_process, run_script
 
 TINY = [
     "task=Ant",
@@ -96,7 +96,7 @@ def test_an_earlier_run_is_never_overwritten(trained):
     nn = workdir / "runs" / "Ant" / "nn"
     before = {p.name: p.stat().st_mtime_ns for p in nn.iterdir()}
     config_before = (workdir / "runs" / "Ant" / "config.yaml").read_text()
-    result = run_script("train.py", *TINY, cwd=workdir)
+    result = run_in_process("train.py", *TINY, cwd=workdir)
     assert result.returncode != 0 and "runs/Ant/nn already holds" in result.stderr and "experiment=" in result.stderr
     assert {p.name: p.stat().st_mtime_ns for p in nn.iterdir()} == before
     assert (workdir / "runs" / "Ant" / "config.yaml").read_text() == config_before
@@ -115,13 +115,15 @@ def test_an_earlier_run_is_never_overwritten(trained):
     ],
 )
 def test_bad_input_gets_a_clear_line_and_nonzero_exit(tmp_path, args, message):
-    result = run_script("train.py", *CPU, *args, cwd=tmp_path)
+    result = run_in_process("train.py", *CPU, *args, cwd=tmp_path)
     assert result.returncode != 0 and message in result.stdout + result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
 
 
 def test_a_diverging_network_stops_training_and_is_never_saved(tmp_path):
-    result = run_script("train.py", *TINY, "max_iterations=2", "train.params.config.learning_rate=1e6", cwd=tmp_path)
+    result = run_in_process(
+        "train.py", *TINY, "max_iterations=2", "train.params.config.learning_rate=1e6", cwd=tmp_path
+    )
     assert result.returncode == 2 and "training diverged in epoch 1" in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and not list(tmp_path.rglob("*.pth"))
 
@@ -129,21 +131,21 @@ def test_a_diverging_network_stops_training_and_is_never_saved(tmp_path):
 def test_a_bad_checkpoint_is_refused_before_anything_is_written(tmp_path):
     bad = tmp_path / "shared.pth"
     bad.write_bytes(b"not a checkpoint")
-    result = run_script("train.py", *TINY, f"checkpoint={bad}", "experiment=fresh", cwd=tmp_path)
+    result = run_in_process("train.py", *TINY, f"checkpoint={bad}", "experiment=fresh", cwd=tmp_path)
     assert result.returncode == 2 and "is not a readable checkpoint" in result.stderr
     assert "Resuming" not in result.stdout and not (tmp_path / "runs").exists()
 
 
 def test_unwritable_runs_folder_is_a_clear_error(tmp_path):
     (tmp_path / "runs").write_text("a file where the runs folder should be")
-    result = run_script("train.py", *TINY, cwd=tmp_path)
+    result = run_in_process("train.py", *TINY, cwd=tmp_path)
     assert result.returncode != 0 and "cannot write the run folder runs/Ant" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback of a machine without CUDA")
 def test_without_cuda_the_default_devices_fall_back_to_the_cpu_in_one_line(tmp_path):
-    result = run_script(
+    result = run_in_process(
         "train.py", *[a for a in TINY if not a.endswith("_device=cpu")], "max_iterations=1", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -153,7 +155,7 @@ def test_without_cuda_the_default_devices_fall_back_to_the_cpu_in_one_line(tmp_p
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
 def test_asking_for_cuda_without_cuda_is_a_clear_error(tmp_path):
-    result = run_script("train.py", "sim_device=cuda:0", "rl_device=cpu", cwd=tmp_path)
+    result = run_in_process("train.py", "sim_device=cuda:0", "rl_device=cpu", cwd=tmp_path)
     assert result.returncode != 0 and "sim_device=cuda:0 was asked for, but this machine has no CUDA" in result.stderr
 
 
@@ -210,7 +212,7 @@ def test_every_observer_of_a_trainer_hears_every_epoch(tmp_path, monkeypatch):
 
 
 def test_sigma_starts_training_from_that_fixed_sigma(tmp_path):
-    result = run_script("train.py", *TINY, "max_iterations=1", "sigma=-2", cwd=tmp_path)
+    result = run_in_process("train.py", *TINY, "max_iterations=1", "sigma=-2", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (checkpoint,) = (tmp_path / "runs" / "Ant" / "nn").glob("last_*.pth")
     sigma = torch.load(checkpoint, weights_only=True)["model"]["a2c_network.sigma"]
