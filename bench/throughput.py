@@ -1,5 +1,7 @@
 """Env steps per second of a task: physics only, env stepping (eager, one CUDA graph, graph + torch.compile),
 policy inference and end-to-end PPO training, each also as a ratio to physics only; and GPU memory per env.
+Training is timed twice on the same env in the same process: the harness's agent, and rl_games' own A2CAgent (its
+rollout, update and loop, as a user of rl_games alone would train), with the speed-up of the one over the other.
 
     python bench/throughput.py --task Ant --num-envs 4096 16384 --epochs 30
 
@@ -64,6 +66,8 @@ def measure(args: argparse.Namespace) -> dict:
         result.update(measure_training(cfg))
     if device.startswith("cuda"):
         result["gpu_memory_used_gib"] = memory_used_gib() - BASELINE_GIB[0]
+    if args.epochs > 0:
+        result["training_rl_games"] = measure_rl_games_training(cfg)
     return result
 
 
@@ -148,6 +152,19 @@ def measure_training(cfg) -> dict:
     return result
 
 
+def measure_rl_games_training(cfg) -> float:
+    """End-to-end PPO env steps/s of rl_games' own A2CAgent on the same env and settings (median of the epochs after
+    two warm-up ones); after the harness's run, so that its memory figure is the harness's alone."""
+    from harness.rl.progress import ProgressObserver
+    from harness.rl.seam import A2CAgent
+    from harness.rl.trainer import build_trainer, rl_games_params
+
+    observer = ProgressObserver()
+    runner = build_trainer(cfg, rl_games_params(cfg, "bench_rl_games"), [observer], agent=A2CAgent)
+    runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+    return statistics.median(observer.steps_per_s[2:])
+
+
 def measure_inference(agent, calls: int = 100) -> float:
     """Env steps/s of the trained policy alone: rl_games' action sampling on the last observations, as the
     rollout runs it (replayed from its CUDA graph on CUDA)."""
@@ -212,6 +229,7 @@ def print_table(task: str, env: dict, rows: list[dict]) -> None:
         ("+ compiled", "env_step_compiled"),
         ("policy inference", "policy_inference"),
         ("training", "training"),
+        ("rl_games alone", "training_rl_games"),
     ]
     print(f"{'num_envs':>9} | " + " | ".join(f"{name:>22}" for name, _ in columns) + f" | {'GPU memory (per env)':>24}")
     for r in rows:
@@ -234,6 +252,12 @@ def print_table(task: str, env: dict, rows: list[dict]) -> None:
         ]
         if diffs:
             print(f"{r['num_envs']:>9} envs, CUDA graph vs eager, largest difference: " + ", ".join(diffs))
+    for r in rows:
+        if r.get("training_rl_games"):
+            print(
+                f"{r['num_envs']:>9} envs, training: {r['training'] / r['training_rl_games']:.2f}x the env steps/s of "
+                "rl_games' own A2CAgent on the same env, in the same process"
+            )
     for r in rows:
         if "epoch_env_s" in r:
             env_ms, rollout_ms, update_ms = (1000 * r[k] for k in ("epoch_env_s", "epoch_rollout_s", "epoch_update_s"))

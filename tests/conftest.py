@@ -57,7 +57,7 @@ def make_agent(*overrides: str, seed: int = 0):
     from harness.rl.trainer import build_trainer, create_agent, rl_games_params
 
     cfg = prepare_config(compose_config(*overrides))
-    if cfg.multi_gpu:
+    if cfg.multi_gpu and not distributed.active():
         distributed.init_process_group(cfg.rl_device)
     runner = build_trainer(cfg, rl_games_params(cfg, cfg.task_name), [ProgressObserver()])
     torch.manual_seed(seed)

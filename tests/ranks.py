@@ -1,10 +1,11 @@
 """One rank of a multi-process PPO update, for tests/test_multi_gpu.py: started by torchrun, it builds train.py's
 agent with multi_gpu=True, takes rank 0's weights as train() does, trains `--epochs` epochs and writes its
-model's state to OUT/rank<R>.pt; rank 0 also saves a checkpoint as training does (OUT/checkpoint.pth).
+model's state to OUT/<seeds><R>.pt; rank 0 also saves a checkpoint as training does (OUT/checkpoint_<seeds>.pth).
 
-    torchrun --standalone --nproc_per_node=2 tests/ranks.py OUT [--same-seed] [--cuda] [--epochs N]
+    torchrun --standalone --nproc_per_node=2 tests/ranks.py OUT [--seeds same different] [--cuda] [--epochs N]
 
-Seeds differ per rank unless --same-seed. With --cuda the ranks run on their GPUs with the captured update and
+Seeds differ per rank (`different`, the default) or not (`same`); with both, one agent after the other in one
+launch. With --cuda the ranks run on their GPUs with the captured update and
 also write how far one replayed minibatch step lands from the same step run eagerly (OUT/graph_vs_eager<R>.pt)
 and which all-reduce averaged them (OUT/all_reduce<R>.txt).
 """
@@ -28,12 +29,14 @@ from harness.resolvers import register_resolvers  # noqa: E402
 
 # Ant on 8 worlds, episodes of 9 steps, 4 minibatches x 4 mini-epochs an epoch (as tests/test_update.py).
 SMALL_ANT = ("task=Ant", "num_envs=8", "task.env.episodeLength=10", "train.params.config.minibatch_size=32")
+# Each rank's torch seed: the same on every rank (same data, so the average is the one process's update), or not.
+SEEDS = {"same": lambda rank: 5, "different": lambda rank: 5 + rank}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
-    parser.add_argument("--same-seed", action="store_true")
+    parser.add_argument("--seeds", nargs="+", choices=SEEDS, default=["different"])
     parser.add_argument("--cuda", action="store_true")
     parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
@@ -41,18 +44,19 @@ def main() -> None:
     os.chdir(args.out)
     rank = int(os.environ["RANK"])
     devices = () if args.cuda else CPU
-    agent = make_agent(*SMALL_ANT, *devices, "multi_gpu=True", seed=5 if args.same_seed else 5 + rank)
-    distributed.broadcast_(agent.model)
-    for _ in range(args.epochs):
-        agent.epoch_num += 1
-        agent.train_epoch()
-    torch.save({k: v.cpu() for k, v in agent.model.state_dict().items()}, args.out / f"rank{rank}.pt")
-    if rank == 0:
-        agent.save(str(args.out / "checkpoint"))
-    if args.cuda:
-        torch.save(update_graph_vs_eager(agent), args.out / f"graph_vs_eager{rank}.pt")
-        (args.out / f"all_reduce{rank}.txt").write_text(type(distributed._gpus.comm).__name__)
-    agent.release_graphs()  # as training does, before the process group goes
+    for seeds in args.seeds:  # one launch, one process group, an agent for each
+        agent = make_agent(*SMALL_ANT, *devices, "multi_gpu=True", seed=SEEDS[seeds](rank))
+        distributed.broadcast_(agent.model)
+        for _ in range(args.epochs):
+            agent.epoch_num += 1
+            agent.train_epoch()
+        torch.save({k: v.cpu() for k, v in agent.model.state_dict().items()}, args.out / f"{seeds}{rank}.pt")
+        if rank == 0:
+            agent.save(str(args.out / f"checkpoint_{seeds}"))
+        if args.cuda:
+            torch.save(update_graph_vs_eager(agent), args.out / f"graph_vs_eager{rank}.pt")
+            (args.out / f"all_reduce{rank}.txt").write_text(type(distributed._gpus.comm).__name__)
+        agent.release_graphs()  # as training does, before the process group goes
     distributed.close_process_group()
 
 

@@ -91,12 +91,19 @@ def torchrun(*args: str, cwd, timeout: float = 600, env: dict | None = None) -> 
 
 
 def two_ranks(out, *flags: str, env: dict | None = None) -> dict:
-    """Run tests/ranks.py as two ranks; each rank's model state after its epochs, and rank 0's checkpoint."""
+    """Run tests/ranks.py as two ranks; per seeding (tests/ranks.py SEEDS), each rank's model state after its
+    epochs and rank 0's checkpoint."""
     ranks = str(ROOT / "tests" / "ranks.py")
     result = torchrun("--standalone", "--nproc_per_node=2", ranks, str(out), *flags, cwd=out, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    states = {rank: torch.load(out / f"rank{rank}.pt") for rank in (0, 1)}
-    return {**states, "checkpoint": load_checkpoint(out / "checkpoint.pth")["model"]}
+    return {
+        seeds: {
+            **{rank: torch.load(out / f"{seeds}{rank}.pt") for rank in (0, 1)},
+            "checkpoint": load_checkpoint(out / f"checkpoint_{seeds}.pth")["model"],
+        }
+        for seeds in ("same", "different")
+        if (out / f"{seeds}0.pt").exists()
+    }
 
 
 def one_process_epoch(workdir, monkeypatch, seed: int) -> dict:
@@ -114,20 +121,19 @@ def assert_same_state(state: dict, expected: dict) -> None:
         torch.testing.assert_close(state[name], value, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_two_ranks_with_the_same_data_learn_exactly_as_one_process(tmp_path, monkeypatch):
-    ranks = two_ranks(tmp_path, "--same-seed")
-    alone = one_process_epoch(tmp_path, monkeypatch, seed=5)
-    assert_same_state(ranks[0], alone)
-    assert_same_state(ranks[1], alone)
-
-
-def test_ranks_average_gradients_and_normalizers_over_their_different_data(tmp_path, monkeypatch):
-    ranks = two_ranks(tmp_path)
-    assert_same_state(ranks[1], ranks[0])  # same averaged gradient and learning rate, pooled statistics
-    assert_same_state(ranks[0], ranks["checkpoint"])  # rank 0 saves what every rank acts on
-    alone = one_process_epoch(tmp_path, monkeypatch, seed=5)  # rank 0's data alone
+def test_ranks_average_gradients_and_normalizers_exactly(tmp_path, monkeypatch):
+    """One launch of two CPU ranks: with the same data they learn exactly as one process; with different data they
+    end equal (averaged gradient and learning rate, pooled statistics), rank 0 saves what every rank acts on, and
+    rank 1's data left its mark."""
+    ranks = two_ranks(tmp_path, "--seeds", "same", "different")
+    alone = one_process_epoch(tmp_path, monkeypatch, seed=5)  # also rank 0's data alone
+    assert_same_state(ranks["same"][0], alone)
+    assert_same_state(ranks["same"][1], alone)
+    different = ranks["different"]
+    assert_same_state(different[1], different[0])
+    assert_same_state(different[0], different["checkpoint"])
     for name in ("running_mean_std.running_mean", "value_mean_std.running_var", "a2c_network.mu.weight"):
-        assert not torch.allclose(ranks[0][name], alone[name]), f"{name}: rank 1's data left no mark"
+        assert not torch.allclose(different[0][name], alone[name]), f"{name}: rank 1's data left no mark"
 
 
 def free_port() -> int:
@@ -165,7 +171,7 @@ def test_two_nodes_train_through_a_c10d_rendezvous(tmp_path):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
 @pytest.mark.parametrize("all_reduce", ["auto", "nccl"])  # peer memory (one machine), NCCL (across machines)
 def test_two_gpus_replay_the_update_with_its_all_reduce_as_run_eagerly(tmp_path, all_reduce):
-    ranks = two_ranks(tmp_path, "--cuda", "--epochs", "2", env={"HARNESS_ALL_REDUCE": all_reduce})
+    ranks = two_ranks(tmp_path, "--cuda", "--epochs", "2", env={"HARNESS_ALL_REDUCE": all_reduce})["different"]
     assert_same_state(ranks[1], ranks[0])
     assert_same_state(ranks[0], ranks["checkpoint"])
     for rank in (0, 1):

@@ -15,13 +15,16 @@ from harness.runs import RUNS_DIR
 from harness.tasks import make_env
 
 
-def build_trainer(cfg: DictConfig, params: dict, observers: Sequence[AlgoObserver] = ()) -> Runner:
+def build_trainer(
+    cfg: DictConfig, params: dict, observers: Sequence[AlgoObserver] = (), agent: type | None = None
+) -> Runner:
     """rl_games' Runner for `cfg` and its rl_games `params` (rl_games_params): the env registered as IsaacGymEnvs
-    registers it (built when rl_games asks), HarnessAgent as the continuous PPO, and every observer told of every
-    event (the progress line, TensorBoard extras, ...: adding one touches no other module)."""
+    registers it (built when rl_games asks), `agent` as the continuous PPO (HarnessAgent; bench/throughput.py also
+    times rl_games' own A2CAgent), and every observer told of every event (the progress line, TensorBoard extras,
+    ...: adding one touches no other module)."""
     register_env(lambda: make_env(cfg))
     runner = Runner(algo_observer=Observers(observers))
-    runner.algo_factory.register_builder("a2c_continuous", HarnessAgent)
+    runner.algo_factory.register_builder("a2c_continuous", agent or HarnessAgent)
     runner.load({"params": params})
     runner.reset()
     return runner
