@@ -11,6 +11,7 @@ TASKS = {
     "Ant": "harness.tasks.ant:Ant",
     "Anymal": "harness.tasks.anymal:Anymal",
     "Cartpole": "harness.tasks.cartpole:Cartpole",
+    "FrankaCabinet": "harness.tasks.franka_cabinet:FrankaCabinet",
     "Humanoid": "harness.tasks.humanoid:Humanoid",
 }
 
