@@ -173,3 +173,54 @@ def test_grasp_frames_are_upstreams_at_the_default_pose(franka):
     hand = torch.tensor(data.body("panda_hand").xquat, dtype=torch.float32)
     assert torch.allclose(turn, hand.expand(NUM_ENVS, 4), atol=1e-6), "the grasp frame turns with the hand"
     franka.reset()
+
+
+def test_a_grasp_of_the_handle_pulls_the_drawer_open(franka):
+    """The model can do what the task asks: with the gripper placed at the handle by inverse kinematics (fingers
+    open, pointing into the drawer, opening vertically), closing the fingers grips the bar, and drawing the arm
+    back pulls the drawer open past 0.39 m. Plain MuJoCo on the task's own model."""
+    model = franka.sim.mj_model
+    data = mujoco.MjData(model)
+    link7 = model.body("panda_link7").id
+    hand_turn = np.array([[np.sqrt(0.5), np.sqrt(0.5), 0], [-np.sqrt(0.5), np.sqrt(0.5), 0], [0, 0, 1]])  # Rz(-pi/4)
+    # The grasp frame wanted: its z (the approach) into the drawer (-x), its y (the fingers' opening) up.
+    wanted = np.stack([[0, -1, 0], [0, 0, 1], [-1, 0, 0]], axis=1).astype(float)
+    bar = np.array([0.0515 + 0.3038, 0.0, 0.7172 + 0.0095])  # the handle bar's centre, drawer closed
+
+    def arm_angles(start, grip_point):
+        """Damped least squares on the fingertips' midpoint (3.5 cm past the finger origins) and the frame."""
+        ik = mujoco.MjData(model)
+        ik.qpos[:7] = start
+        for _ in range(100):
+            mujoco.mj_kinematics(model, ik)
+            mujoco.mj_comPos(model, ik)
+            rotation = ik.xmat[link7].reshape(3, 3)
+            point = ik.xpos[link7] + rotation @ [0.0, 0.0, 0.1654 + 0.035]
+            turn = wanted @ (rotation @ hand_turn).T
+            error = np.concatenate([grip_point - point, 0.5 * (turn - turn.T)[[2, 0, 1], [1, 2, 0]]])
+            jac_pos, jac_rot = np.zeros((3, model.nv)), np.zeros((3, model.nv))
+            mujoco.mj_jac(model, ik, jac_pos, jac_rot, point, link7)
+            jac = np.vstack([jac_pos[:, :7], jac_rot[:, :7]])
+            step = jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(6), error)
+            ik.qpos[:7] = np.clip(ik.qpos[:7] + step, model.jnt_range[:7, 0], model.jnt_range[:7, 1])
+        return ik.qpos[:7].copy()
+
+    def hold(arm, fingers, steps):
+        data.ctrl[:7], data.ctrl[7:9] = arm, fingers
+        for _ in range(steps):
+            mujoco.mj_step(model, data)
+
+    arm = arm_angles(np.array(DEFAULT[:7]), bar + [0.05, 0, 0])
+    data.qpos[:7], data.qpos[7:9] = arm, 0.04
+    hold(arm, 0.04, 120)
+    arm = arm_angles(arm, bar)
+    hold(arm, 0.04, 120)
+    hold(arm, 0.0, 120)  # close on the bar
+    touching = {model.geom(g).name for c in data.contact[: data.ncon] for g in (c.geom1, c.geom2)}
+    assert {"leftfinger", "rightfinger", "handle_bar"} <= touching, touching
+    opened = 0.0
+    for step in range(1, 49):  # draw the gripper back 1 cm at a time, past where the drawer stops (0.4 m)
+        arm = arm_angles(arm, bar + [0.01 * step, 0, 0])
+        hold(arm, 0.0, 8)
+        opened = max(opened, data.qpos[9])
+    assert opened > 0.39
