@@ -207,6 +207,7 @@ class EpisodeTally:
             "return_std": returns.std(unbiased=False).item(),
             "length_mean": lengths.mean().item(),
             "returns": returns.tolist(),
+            "lengths": [int(n) for n in lengths.tolist()],  # under the time limit: ended early (fell, or succeeded)
         }
 
 

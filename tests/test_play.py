@@ -45,6 +45,7 @@ def test_play_reports_and_writes_json(run):
     report = json.loads(reports[0].read_text())
     assert report["episodes"] == 8 and len(report["returns"]) == 8 and report["num_envs"] == 8
     assert report["length_mean"] == pytest.approx(23.0), "episodes of the run's own config (episodeLength 24)"
+    assert report["lengths"] == [23] * 8
     assert report["return_mean"] == pytest.approx(np.mean(report["returns"]))
     assert f"{report['return_mean']:.2f} mean" in result.stdout
     assert re.search(r"8/8 episodes \| [\d:]+ elapsed,", result.stdout), "the progress bar's last state"
