@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import mujoco
 import pytest
 import torch
 import warp as wp
 
 from harness.sim.mjwarp import MjWarpSim, load_mjcf
 from harness.tasks.ant import Ant
+from harness.video import CAMERA
+
+ASSETS = Path(__file__).resolve().parents[1] / "harness" / "tasks" / "assets"
 
 SIM_CFG = {"dt": 0.0166, "substeps": 2, "up_axis": "z", "gravity": [0.0, 0.0, -9.81]}
 STANDING = torch.tensor([0.0, 0.6, 0.0, -0.6, 0.0, -0.6, 0.0, 0.6])
@@ -99,3 +105,9 @@ def test_masked_reset_leaves_other_worlds_untouched(reset_worlds):
     settle([sim, twin], 3, seed=1)
     assert torch.equal(sim.qpos[~mask], twin.qpos[~mask])
     assert torch.equal(sim.sensordata[~mask], twin.sensordata[~mask])
+
+
+@pytest.mark.parametrize("asset", sorted(ASSETS.glob("*.xml")), ids=lambda path: path.name)
+def test_every_task_model_has_the_camera_videos_are_drawn_from(asset):
+    model = mujoco.MjModel.from_xml_path(str(asset))
+    assert mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, CAMERA) >= 0, f"{asset.name} has no camera {CAMERA}"
