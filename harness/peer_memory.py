@@ -24,7 +24,8 @@ MIN_CAPACITY = 1 << 20  # floats (4 MiB): more than the gradients of IsaacGymEnv
 
 
 class PeerAllReduce:
-    """Averages float32 tensors over the ranks of `group`, all on GPUs of this machine, in place."""
+    """Averages float tensors over the ranks of `group`, all on GPUs of this machine, in place (float64 ones in
+    float32: see average_)."""
 
     def __init__(self, group: dist.ProcessGroup, device: torch.device) -> None:
         os.environ.setdefault("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1")

@@ -102,8 +102,8 @@ class FrankaCabinet(VecTask):
     num_actions = 9
     used_env_keys = frozenset(
         {"numEnvs", "episodeLength", "clipObservations", "clipActions", "actionScale", "dofVelocityScale"}
-        | {"startPositionNoise", "startRotationNoise", "distRewardScale", "rotRewardScale", "aroundHandleRewardScale"}
-        | {"openRewardScale", "fingerDistRewardScale", "actionPenaltyScale"}
+        | {"distRewardScale", "rotRewardScale", "aroundHandleRewardScale", "openRewardScale", "fingerDistRewardScale"}
+        | {"actionPenaltyScale"}
     )
     episode_buffers = (*VecTask.episode_buffers, "dof_targets")
     # Fingers on the handle and the arm against the cabinet: a few boxes and capsules touching.
