@@ -12,6 +12,7 @@ and writes it as JSON under bench/results/.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import pstats
 import re
@@ -99,7 +100,7 @@ def main() -> None:
     ]
     train = [str(ROOT / "train.py"), *overrides]
     with tempfile.TemporaryDirectory() as workdir:
-        run = iter(range(10**6))
+        run = itertools.count()
         first_epoch = lambda *flags: timed_command(  # noqa: E731 - each run its own experiment, nothing overwritten
             [sys.executable, *flags, *train, f"experiment=startup_{next(run)}"], workdir, until="epoch "
         )

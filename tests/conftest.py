@@ -92,11 +92,12 @@ def run_in_process(script: str, *args: str, cwd: Path) -> subprocess.CompletedPr
     from hydra.core.global_hydra import GlobalHydra
 
     stdout, stderr = io.StringIO(), io.StringIO()
+    command = [str(ROOT / script), *args]
     saved_cwd, saved_argv, saved_env = os.getcwd(), sys.argv, dict(os.environ)
     returncode = 0
     try:
         os.chdir(cwd)
-        sys.argv = [str(ROOT / script), *args]
+        sys.argv = list(command)
         with redirect_stdout(stdout), redirect_stderr(stderr):
             try:
                 runpy.run_path(str(ROOT / script), run_name="__main__")
@@ -110,4 +111,4 @@ def run_in_process(script: str, *args: str, cwd: Path) -> subprocess.CompletedPr
         os.environ.clear()
         os.environ.update(saved_env)
         GlobalHydra.instance().clear()
-    return subprocess.CompletedProcess(sys.argv, returncode, stdout.getvalue(), stderr.getvalue())
+    return subprocess.CompletedProcess(command, returncode, stdout.getvalue(), stderr.getvalue())
