@@ -5,14 +5,17 @@
     PRE=nccl-destroyed torchrun ... bench/multi_gpu_ablation.py task=Ant num_envs=16384    # no multi_gpu
 
 ABLATE (comma-separated) turns off parts of harness.distributed for the run: grad (the gradient all-reduce),
-avg (every all-reduce), norm (pooling the normalizers), agree (rank 0's stop decision), gloo (no NCCL
-communicator: the gloo group carries the GPUs' collectives too). PRE does something before train.py starts:
+avg (every all-reduce), norm (pooling the normalizers), agree (rank 0's stop decision), gloo (no peer memory or NCCL
+communicator: the gloo group carries the GPUs' collectives too).
+PRE does something before train.py starts:
 setdev (torch.cuda.set_device), nccl (a torch.distributed NCCL process group, eagerly connected), nccl-lazy (one
 never used), nccl-destroyed (one created and destroyed at once, so training runs the plain single-GPU path),
 gloo-destroyed (the same with gloo), nccl-unique-id (NCCL's library initialised, no communicator), nccl-comm and
 nccl-comm-destroyed (NCCL's own communicator of one rank through harness.nccl, kept or destroyed; no group),
 nccl-comm-late (one made and destroyed at the start of the third epoch, after the training's kernels and CUDA
-graphs exist).
+graphs exist), symm-mem (the peer all-reduce's buffer of one rank: PyTorch's symmetric memory, allocated through
+CUDA's virtual memory API, kept; no process group after), symm-alloc (that buffer without the rendezvous), ipc
+(a cudaMalloc buffer exported by legacy CUDA IPC), nvml (NVIDIA's management library initialised).
 A diagnostic, not a benchmark: compare the env steps/s of the progress lines with plain `python train.py` on the
 same machine, as in bench/results/2026-11-25-multi-gpu-overhead-H100x2.md.
 """
@@ -38,9 +41,14 @@ def ablate(parts: set) -> None:
     if "agree" in parts:
         distributed.agree = lambda *values: list(values)
     if "gloo" in parts:
+        import torch
         import torch.distributed as dist
 
-        distributed.init_process_group = lambda device: dist.init_process_group("gloo")
+        def gloo_only(device):
+            torch.cuda.set_device(device)
+            dist.init_process_group("gloo")
+
+        distributed.init_process_group = gloo_only
 
 
 KEEP = []  # what PRE made that must live as long as the training
@@ -68,6 +76,7 @@ def before_training(step: str) -> None:
             comm.close()
         else:
             KEEP.append(comm)
+    gpu_memory_before_training(step)
     if step == "nccl-comm-late":
         from harness.rl.update import SyncFreeUpdate
 
@@ -80,6 +89,33 @@ def before_training(step: str) -> None:
             return train_epoch(self)
 
         SyncFreeUpdate.train_epoch = late
+
+
+def gpu_memory_before_training(step: str) -> None:
+    """The PRE steps of bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md (memory other processes may map)."""
+    import torch
+    import torch.distributed as dist
+
+    if step == "symm-mem":
+        from harness import peer_memory
+
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+        KEEP.append(peer_memory.PeerAllReduce(dist.group.WORLD, torch.device("cuda:0")))
+        dist.destroy_process_group()
+    if step == "symm-alloc":  # the buffer only, no rendezvous
+        import torch.distributed._symmetric_memory as symmetric_memory
+
+        KEEP.append(symmetric_memory.empty(1 << 20, dtype=torch.float32, device="cuda:0"))
+        print("symmetric memory backend:", symmetric_memory.get_backend("cuda:0"), flush=True)
+    if step == "ipc":  # a plain cudaMalloc buffer exported for other processes (legacy CUDA IPC)
+        KEEP.append(torch.empty(1 << 20, device="cuda:0"))
+        KEEP[-1].untyped_storage()._share_cuda_()
+    if step == "nvml":  # NVIDIA's management library initialised (NCCL and symmetric memory both query it)
+        import ctypes
+
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+        assert nvml.nvmlInit_v2() == 0
+        KEEP.append(nvml)
 
 
 def one_rank_communicator():
