@@ -6,11 +6,13 @@ device, so they can sit inside CUDA graphs; the only host exchanges are rank 0's
 and its weights at the start, both over the gloo group, which never waits for a GPU.
 
 Between GPUs the averages go through each other's memory when all ranks are on one machine (harness.peer_memory:
-no NCCL at all) and through NCCL's own communicator across machines (harness.nccl; HARNESS_ALL_REDUCE=nccl picks it
-on one machine too). Not through torch.distributed's NCCL backend: making torch's NCCL group slows the process's
-training by 6-11%, making NCCL's communicator by 0-6% (bench/results/2026-11-26-multi-gpu-nccl.md and
-2026-11-26-scaling-4-GPUs-H200x4.md; the cause is inside NCCL's init and not found). The process group is gloo in
-every case (the rendezvous, and the collectives themselves between CPU processes). One rank alone averages nothing.
+no NCCL at all; HARNESS_ALL_REDUCE=ipc picks harness.ipc_all_reduce instead, still being measured) and through
+NCCL's own communicator across machines (harness.nccl; HARNESS_ALL_REDUCE=nccl picks it on one machine too). Not
+through torch.distributed's NCCL backend: making torch's NCCL group slows the process's training by 6-11%. Making
+NCCL's communicator, or PyTorch's symmetric memory, costs 6-8% too, even for one rank with nothing exchanged
+(bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md; why is not known), which is what harness.ipc_all_reduce
+is meant to avoid. The process group is gloo in every case (the rendezvous, and the collectives themselves between
+CPU processes). One rank alone averages nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def ranks_from_submitit() -> None:
 # What averages this rank's GPU tensors with the other ranks' (`.comm`: a PeerAllReduce or an NCCL Communicator);
 # None on the CPU or with one process.
 _gpus = types.SimpleNamespace(comm=None)
-ALL_REDUCE_CHOICES = ("auto", "nccl")
+ALL_REDUCE_CHOICES = ("auto", "nccl", "ipc")
 
 
 def init_process_group(device: str) -> None:
@@ -58,8 +60,8 @@ def init_process_group(device: str) -> None:
     dist.init_process_group("gloo")
     if device.type != "cuda" or dist.get_world_size() == 1:
         return
-    if peer_memory.usable(dist.get_world_size()):
-        _gpus.comm = _peer_all_reduce(device)
+    if choice != "nccl" and peer_memory.usable(dist.get_world_size()):
+        _gpus.comm = _peer_all_reduce(device, ipc=choice == "ipc")
         if _gpus.comm is not None:
             return
     uid = torch.zeros(nccl.UNIQUE_ID_BYTES, dtype=torch.uint8)  # rank 0's, sent over gloo to the others
@@ -69,11 +71,16 @@ def init_process_group(device: str) -> None:
     _gpus.comm = nccl.Communicator(uid.numpy().tobytes(), dist.get_rank(), dist.get_world_size(), device)
 
 
-def _peer_all_reduce(device: torch.device) -> peer_memory.PeerAllReduce | None:
-    """The peer all-reduce if every rank could set it up, else None (and NCCL averages): decided together, so that
-    no rank waits in a collective the others left."""
+def _peer_all_reduce(device: torch.device, ipc: bool):
+    """The peer all-reduce (symmetric memory, or with `ipc` harness.ipc_all_reduce) if every rank could set it up,
+    else None (and NCCL averages): decided together, so that no rank waits in a collective the others left."""
     try:
-        comm, reason = peer_memory.PeerAllReduce(dist.group.WORLD, device), ""
+        if ipc:
+            from harness.ipc_all_reduce import IpcAllReduce
+
+            comm, reason = IpcAllReduce(dist.group.WORLD, device), ""
+        else:
+            comm, reason = peer_memory.PeerAllReduce(dist.group.WORLD, device), ""
     except RuntimeError as error:  # e.g. where CUDA memory handles cannot pass between the processes
         comm, reason = None, str(error).strip().splitlines()[0]
     everyone = torch.tensor([comm is not None], dtype=torch.int32)

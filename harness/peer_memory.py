@@ -1,15 +1,16 @@
 """All-reduce between the GPUs of one machine through each other's memory (CUDA IPC), without NCCL.
 
 Why: a rank that has made an NCCL communicator trains 0-6% slower for the rest of its life, even with the
-communicator destroyed (bench/results/2026-11-26-scaling-4-GPUs-H200x4.md; the cause is inside NCCL's init and was
-not found), and that 6% was most of what several GPUs lost against one. The ranks' collectives here are small (one
-flat gradient buffer per minibatch, a KL divergence, the normalizers' moments), which is what a one-shot all-reduce
-suits: every rank copies its tensor into a buffer that all ranks have mapped, waits for the others at a barrier of
-flags in that memory, and sums all ranks' buffers itself. That is PyTorch's symmetric memory (its CUDA backend and
-its `one_shot_all_reduce_copy_out` kernel): one kernel on torch's current stream, with no host involvement, so it
-sits inside the update's CUDA graph as NCCL's call did. Its handles are exchanged through the gloo group's store.
-NVLink multicast is not used (one-shot reads each peer's buffer directly), and it is switched off before the first
-allocation so that none is made.
+communicator destroyed (bench/results/2026-11-26-scaling-4-GPUs-H200x4.md). Measured since: making this symmetric
+memory costs as much (bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md), so its gain over NCCL is one kernel
+per all-reduce and no NCCL in the process; harness.ipc_all_reduce is the candidate to replace it. The ranks'
+collectives here are small (one flat gradient buffer per minibatch, a KL divergence, the normalizers' moments),
+which is what a one-shot all-reduce suits: every rank copies its tensor into a buffer that all ranks have mapped,
+waits for the others at a barrier of flags in that memory, and sums all ranks' buffers itself. That is PyTorch's
+symmetric memory (its CUDA backend and its `one_shot_all_reduce_copy_out` kernel): one kernel on torch's current
+stream, with no host involvement, so it sits inside the update's CUDA graph as NCCL's call did. Its handles are
+exchanged through the gloo group's store. NVLink multicast is not used (one-shot reads each peer's buffer directly),
+and it is switched off before the first allocation so that none is made.
 """
 
 from __future__ import annotations
@@ -77,9 +78,7 @@ class PeerAllReduce:
 
 def usable(world_size: int) -> bool:
     """Whether the ranks can use `PeerAllReduce`: all of them on this machine, on GPUs that can map each other's
-    memory (NVLink or PCIe peer access), unless HARNESS_ALL_REDUCE=nccl asks for NCCL."""
-    if os.environ.get("HARNESS_ALL_REDUCE", "auto") == "nccl":
-        return False
+    memory (NVLink or PCIe peer access). (Also what harness.ipc_all_reduce needs.)"""
     if int(os.environ.get("LOCAL_WORLD_SIZE", "0")) != world_size:
         return False
     count = torch.cuda.device_count()

@@ -1,0 +1,171 @@
+"""All-reduce between the GPUs of one machine through ordinary device memory shared by CUDA IPC
+(`HARNESS_ALL_REDUCE=ipc`; not yet measured on GPUs, so not the default).
+
+Why: setting up PyTorch's symmetric memory (harness.peer_memory) or an NCCL communicator slows the process's
+training by 6-8% for the rest of the run, even a single 4 MiB buffer of it with nothing exchanged, while a buffer
+from CUDA's plain allocator exported through legacy CUDA IPC cost nothing measurable
+(bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md). Two ranks with no GPU communicator train at 2.0x.
+
+How: every rank owns a float32 buffer and a row of flags, both from CUDA's plain allocator (Warp's default
+allocator, not a memory pool: IPC needs that), and maps every other rank's through IPC handles passed over the
+gloo group. To average a tensor, each rank copies it into its own buffer, meets the others at a barrier, sums all
+the buffers in rank order into the tensor (torch kernels reading the peers' memory directly, the same order on
+every rank so that the results are bitwise equal), divides, and meets them at a second barrier, so that no rank
+overwrites its buffer while another still reads it. A barrier: a counter on the device goes up by one; the rank
+writes it into its slot of every rank's flags and waits, one GPU thread reading its own row atomically, until
+every slot has reached it. All of it is kernels on torch's current stream with no host involvement, so it can sit
+inside the update's CUDA graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import torch
+import torch.distributed as dist
+import warp as wp
+
+FLOATS = (torch.float32, torch.float64)
+MIN_CAPACITY = 1 << 20  # floats (4 MiB): more than the gradients of IsaacGymEnvs' networks
+
+
+@wp.kernel
+def _signal(flags: wp.array(dtype=wp.int32), slot: int, counter: wp.array(dtype=wp.int32)):
+    wp.atomic_max(flags, slot, counter[0])
+
+
+@wp.kernel
+def _wait(flags: wp.array(dtype=wp.int32), counter: wp.array(dtype=wp.int32)):
+    # One thread. The atomic reads go to memory each time: a plain read could be served from a cache forever.
+    target = counter[0]
+    for slot in range(flags.shape[0]):
+        while wp.atomic_add(flags, slot, 0) < target:
+            pass
+
+
+class Exchange:
+    """The averaging itself, given every rank's buffer and flags as this process sees them (its own and the peers'
+    mapped ones): what the GPUs run, apart from how the memory came to be shared."""
+
+    def __init__(self, rank: int, buffers: list, flags: list, device: torch.device) -> None:
+        self.rank, self.world_size, self.device = rank, len(buffers), torch.device(device)
+        self._wp_device = wp.device_from_torch(self.device)
+        self._buffers = [wp.to_torch(buffer) for buffer in buffers]
+        self._flags = flags
+        self._counter_view = torch.zeros(1, dtype=torch.int32, device=self.device)  # on torch's stream, as its uses
+        self._counter = wp.from_torch(self._counter_view)
+        self._streams = {}
+
+    @property
+    def capacity(self) -> int:
+        return self._buffers[self.rank].numel()
+
+    def average_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Replace `tensor` by its mean over the ranks, in place, on torch's current stream (float64 tensors, rl_games'
+        normalizer moments once an epoch, are averaged in float32)."""
+        if tensor.device != self.device or tensor.dtype not in FLOATS or not tensor.is_contiguous():
+            raise ValueError(f"the IPC all-reduce needs a contiguous float tensor on {self.device}, got {tensor}")
+        flat = tensor.view(-1)
+        work = flat if flat.dtype == torch.float32 else flat.to(torch.float32)
+        if work.numel() > self.capacity:
+            raise ValueError(f"the IPC all-reduce's buffers hold {self.capacity} floats, not {work.numel()}")
+        count = work.numel()
+        self._buffers[self.rank][:count].copy_(work)
+        self._barrier()
+        work.copy_(self._buffers[0][:count])
+        for buffer in self._buffers[1:]:
+            work.add_(buffer[:count])
+        work.div_(self.world_size)
+        self._barrier()
+        if work is not flat:
+            flat.copy_(work)
+        return tensor
+
+    def _barrier(self) -> None:
+        self._counter_view.add_(1)
+        if self.device.type == "cuda":
+            with self._torch_stream() as stream:
+                self._signal_everyone(stream)
+                wp.launch(_wait, 1, [self._flags[self.rank], self._counter], device=self._wp_device, stream=stream)
+            return
+        self._signal_everyone(None)
+        # On the CPU (the tests' ranks are threads sharing arrays) Warp's atomics are plain loads and stores, and a
+        # compiled loop of those may read once and never again: poll from Python instead.
+        own = wp.to_torch(self._flags[self.rank])
+        while bool((own < self._counter_view).any()):
+            time.sleep(0)
+
+    def _signal_everyone(self, stream) -> None:
+        for flags in self._flags:
+            wp.launch(_signal, 1, [flags, self.rank, self._counter], device=self._wp_device, stream=stream)
+
+    @contextlib.contextmanager
+    def _torch_stream(self):
+        """Warp's handle on torch's current stream; inside torch's graph capture, Warp is told of the capture, as
+        for the physics (MjWarpSim.outer_capture)."""
+        current = torch.cuda.current_stream(self.device)
+        if current.cuda_stream not in self._streams:
+            self._streams[current.cuda_stream] = wp.stream_from_torch(current)
+        stream = self._streams[current.cuda_stream]
+        if not torch.cuda.is_current_stream_capturing():
+            yield stream
+            return
+        wp.capture_begin(stream=stream, external=True)
+        try:
+            yield stream
+        finally:
+            wp.capture_end(stream=stream)
+
+
+class IpcAllReduce:
+    """Averages float tensors over the ranks of `group`, all on GPUs of this machine, in place: an `Exchange` over
+    buffers shared through CUDA IPC. Making it, growing it and closing it are collectives."""
+
+    def __init__(self, group: dist.ProcessGroup, device: torch.device) -> None:
+        self.group, self.device = group, torch.device(device)
+        self._wp_device = wp.device_from_torch(self.device)
+        self._own, self._exchange = None, None
+        self._reserve(MIN_CAPACITY)
+
+    def average_(self, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.numel() > self._exchange.capacity:
+            self._reserve(tensor.numel())
+        return self._exchange.average_(tensor)
+
+    def close(self) -> None:
+        """Unmap the peers' memory once no rank can still be reading it, then free this rank's once every rank has
+        unmapped it."""
+        torch.cuda.synchronize(self.device)
+        dist.barrier(self.group)
+        self._exchange = None  # holds the only references to the peers' mapped arrays
+        dist.barrier(self.group)
+        self._own = None
+
+    def _reserve(self, capacity: int) -> None:
+        if torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(f"the IPC all-reduce's buffers hold under {capacity} floats and cannot grow in a graph")
+        if self._exchange is not None:
+            self.close()
+        capacity, world_size = max(capacity, MIN_CAPACITY), self.group.size()
+        with wp.ScopedMempool(self._wp_device, False):  # IPC needs CUDA's plain allocator
+            buffer = wp.zeros(capacity, dtype=wp.float32, device=self._wp_device)
+            flags = wp.zeros(world_size, dtype=wp.int32, device=self._wp_device)
+        torch.cuda.synchronize(self.device)  # zeroed before any peer can look
+        self._own = buffer, flags
+        buffers = self._open_everyones(buffer, wp.float32, capacity)
+        flag_rows = self._open_everyones(flags, wp.int32, world_size)
+        self._exchange = Exchange(self.group.rank(), buffers, flag_rows, self.device)
+        # Loads the kernels now rather than inside a graph capture, and checks that every rank is reachable.
+        self._exchange.average_(torch.zeros(1, device=self.device))
+
+    def _open_everyones(self, own, dtype, length: int) -> list:
+        """Every rank's array as this process sees it: its own, and the others' opened from their IPC handles."""
+        handle = torch.frombuffer(bytearray(own.ipc_handle()), dtype=torch.uint8)
+        handles = [torch.empty_like(handle) for _ in range(self.group.size())]
+        dist.all_gather(handles, handle, group=self.group)
+        rank = self.group.rank()
+        return [
+            own if r == rank else wp.from_ipc_handle(h.numpy().tobytes(), dtype, (length,), device=self._wp_device)
+            for r, h in enumerate(handles)
+        ]
