@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -88,7 +89,8 @@ def main() -> None:
     base = rows[0]["env_steps_per_s"] / rows[0]["gpus"]
     device = torch.cuda.get_device_name(0)
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    print(f"\n{args.task}, {args.num_envs} envs per GPU, on {device} ({date})")
+    all_reduce = os.environ.get("HARNESS_ALL_REDUCE", "auto")  # the several-GPU rows' (harness.distributed)
+    print(f"\n{args.task}, {args.num_envs} envs per GPU, on {device} ({date}), HARNESS_ALL_REDUCE={all_reduce}")
     print(f"{'GPUs':>5} | {'launch':>9} | {'total env steps/s':>18} | {'speed-up':>8} | {'efficiency':>10}")
     for row in rows:
         row["speed_up"] = row["env_steps_per_s"] / base
@@ -101,6 +103,7 @@ def main() -> None:
         "date": date,
         "device": device,
         "num_envs_per_gpu": args.num_envs,
+        "all_reduce": all_reduce,
         "command": " ".join(["python", "bench/scaling.py", *sys.argv[1:]]),
         "torch": torch.__version__,
         "rows": rows,

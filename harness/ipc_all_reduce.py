@@ -7,14 +7,14 @@ from CUDA's plain allocator exported through legacy CUDA IPC cost nothing measur
 (bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md). Two ranks with no GPU communicator train at 2.0x.
 
 How: every rank owns a float32 buffer and a row of flags, both from CUDA's plain allocator (Warp's default
-allocator, not a memory pool: IPC needs that), and maps every other rank's through IPC handles passed over the
-gloo group. To average a tensor, each rank copies it into its own buffer, meets the others at a barrier, sums all
-the buffers in rank order into the tensor (torch kernels reading the peers' memory directly, the same order on
-every rank so that the results are bitwise equal), divides, and meets them at a second barrier, so that no rank
-overwrites its buffer while another still reads it. A barrier: a counter on the device goes up by one; the rank
-writes it into its slot of every rank's flags and waits, one GPU thread reading its own row atomically, until
-every slot has reached it. All of it is kernels on torch's current stream with no host involvement, so it can sit
-inside the update's CUDA graph.
+allocator, not a memory pool: IPC needs that), and maps every other rank's through IPC handles passed over the gloo
+group. To average a tensor, each rank copies it into its own buffer, meets the others at a barrier, sums all the
+buffers in rank order into the tensor (torch kernels reading the peers' memory directly, the same order on every
+rank so that the results are bitwise equal), divides, and meets them at a second barrier, so that no rank overwrites
+its buffer while another still reads it. A barrier: a counter on the device goes up by one; the rank writes it into
+its slot of every other rank's flags and waits, one GPU thread reading its own row atomically, until every other
+rank's slot there has reached it. For two ranks an average is seven small kernels. All of it is kernels on torch's
+current stream with no host involvement, so it can sit inside the update's CUDA graph.
 """
 
 from __future__ import annotations
@@ -31,19 +31,23 @@ MIN_CAPACITY = 1 << 20  # floats (4 MiB): more than the gradients of IsaacGymEnv
 
 
 @wp.kernel
-def _signal(flags: wp.array(dtype=wp.int32), slot: int, counter: wp.array(dtype=wp.int32)):
-    # A plain store: each slot has one writer, and a peer's memory takes stores over PCIe too, where it takes no
-    # atomics.
-    flags[slot] = counter[0]
+def _arrive(counter: wp.array(dtype=wp.int32), flags: wp.array(dtype=wp.int32), slot: int, bump: int):
+    # One thread: the barrier's number (the counter, raised by the first of these launches of a barrier) stored in
+    # this rank's slot of a peer's flags. A plain store: each slot has one writer, and a peer's memory takes stores
+    # over PCIe too, where it takes no atomics.
+    number = counter[0] + bump
+    counter[0] = number
+    flags[slot] = number
 
 
 @wp.kernel
-def _wait(flags: wp.array(dtype=wp.int32), counter: wp.array(dtype=wp.int32)):
+def _wait(flags: wp.array(dtype=wp.int32), counter: wp.array(dtype=wp.int32), own_slot: int):
     # One thread. The atomic reads go to memory each time: a plain read could be served from a cache forever.
-    target = counter[0]
+    number = counter[0]
     for slot in range(flags.shape[0]):
-        while wp.atomic_add(flags, slot, 0) < target:
-            pass
+        if slot != own_slot:
+            while wp.atomic_add(flags, slot, 0) < number:
+                pass
 
 
 class Exchange:
@@ -55,6 +59,7 @@ class Exchange:
         self._wp_device = wp.device_from_torch(self.device)
         self._buffers = [wp.to_torch(buffer) for buffer in buffers]
         self._flags = flags
+        self._peers = [r for r in range(self.world_size) if r != rank]
         self._counter_view = torch.zeros(1, dtype=torch.int32, device=self.device)  # on torch's stream, as its uses
         self._counter = wp.from_torch(self._counter_view)
         self._streams = {}
@@ -75,8 +80,11 @@ class Exchange:
         count = work.numel()
         self._buffers[self.rank][:count].copy_(work)
         self._barrier()
-        work.copy_(self._buffers[0][:count])
-        for buffer in self._buffers[1:]:
+        if self.world_size == 1:
+            work.copy_(self._buffers[0][:count])
+        else:
+            torch.add(self._buffers[0][:count], self._buffers[1][:count], out=work)
+        for buffer in self._buffers[2:]:
             work.add_(buffer[:count])
         work.div_(self.world_size)
         self._barrier()
@@ -85,22 +93,24 @@ class Exchange:
         return tensor
 
     def _barrier(self) -> None:
-        self._counter_view.add_(1)
         if self.device.type == "cuda":
             with self._torch_stream() as stream:
-                self._signal_everyone(stream)
-                wp.launch(_wait, 1, [self._flags[self.rank], self._counter], device=self._wp_device, stream=stream)
+                self._arrive_everywhere(stream)
+                wp.launch(
+                    _wait, 1, [self._flags[self.rank], self._counter, self.rank], device=self._wp_device, stream=stream
+                )
             return
-        self._signal_everyone(None)
+        self._arrive_everywhere(None)
         # On the CPU (the tests' ranks are threads sharing arrays) Warp's atomics are plain loads and stores, and a
         # compiled loop of those may read once and never again: poll from Python instead.
         own = wp.to_torch(self._flags[self.rank])
-        while bool((own < self._counter_view).any()):
+        while bool((own[self._peers] < self._counter_view).any()):
             time.sleep(0)
 
-    def _signal_everyone(self, stream) -> None:
-        for flags in self._flags:
-            wp.launch(_signal, 1, [flags, self.rank, self._counter], device=self._wp_device, stream=stream)
+    def _arrive_everywhere(self, stream) -> None:
+        for i, peer in enumerate(self._peers):
+            inputs = [self._counter, self._flags[peer], self.rank, int(i == 0)]
+            wp.launch(_arrive, 1, inputs, device=self._wp_device, stream=stream)
 
     @contextlib.contextmanager
     def _torch_stream(self):
