@@ -41,8 +41,8 @@ def ranks_from_submitit() -> None:
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # cuda:LOCAL_RANK, as under torchrun
 
 
-# What averages this rank's GPU tensors with the other ranks' (`.comm`: a PeerAllReduce or an NCCL Communicator);
-# None on the CPU or with one process.
+# What averages this rank's GPU tensors with the other ranks' (`.comm`: a PeerAllReduce, an IpcAllReduce or an NCCL
+# Communicator); None on the CPU or with one process.
 _gpus = types.SimpleNamespace(comm=None)
 ALL_REDUCE_CHOICES = ("auto", "nccl", "ipc")
 

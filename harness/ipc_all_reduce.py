@@ -26,8 +26,7 @@ import torch
 import torch.distributed as dist
 import warp as wp
 
-FLOATS = (torch.float32, torch.float64)
-MIN_CAPACITY = 1 << 20  # floats (4 MiB): more than the gradients of IsaacGymEnvs' networks
+from harness.peer_memory import FLOATS, MIN_CAPACITY
 
 
 @wp.kernel

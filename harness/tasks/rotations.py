@@ -9,9 +9,7 @@ import torch
 
 def quat_rotate(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Rotate vectors `v` (N, 3) given in the frames of unit quaternions `q` (N, 4) into the world."""
-    w, xyz = q[:, :1], q[:, 1:]
-    t = 2.0 * torch.cross(xyz, v, dim=-1)
-    return v + w * t + torch.cross(xyz, t, dim=-1)
+    return _rotate(q, v, 1.0)
 
 
 def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -31,9 +29,15 @@ def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def quat_rotate_inverse(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Express world-frame vectors `v` (N, 3) in the frames given by unit quaternions `q` (N, 4)."""
+    return _rotate(q, v, -1.0)
+
+
+def _rotate(q: torch.Tensor, v: torch.Tensor, direction: float) -> torch.Tensor:
+    """v rotated by q (direction 1) or by its inverse (-1: the conjugate, whose vector part flips the w t term's
+    sign and leaves the last term as it is)."""
     w, xyz = q[:, :1], q[:, 1:]
     t = 2.0 * torch.cross(xyz, v, dim=-1)
-    return v - w * t + torch.cross(xyz, t, dim=-1)
+    return torch.add(v, w * t, alpha=direction) + torch.cross(xyz, t, dim=-1)
 
 
 def basis_x_and_up(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
