@@ -5,17 +5,17 @@
     PRE=nccl-destroyed torchrun ... bench/multi_gpu_ablation.py task=Ant num_envs=16384    # no multi_gpu
 
 ABLATE (comma-separated) turns off parts of harness.distributed for the run: grad (the gradient all-reduce),
-avg (every all-reduce), norm (pooling the normalizers), agree (rank 0's stop decision), gloo (no peer memory or NCCL
-communicator: the gloo group carries the GPUs' collectives too).
+avg (every all-reduce), norm (pooling the normalizers), agree (rank 0's stop decision), gloo (no IPC all-reduce or
+NCCL communicator: the gloo group carries the GPUs' collectives too).
 PRE does something before train.py starts:
 setdev (torch.cuda.set_device), nccl (a torch.distributed NCCL process group, eagerly connected), nccl-lazy (one
 never used), nccl-destroyed (one created and destroyed at once, so training runs the plain single-GPU path),
 gloo-destroyed (the same with gloo), nccl-unique-id (NCCL's library initialised, no communicator), nccl-comm and
 nccl-comm-destroyed (NCCL's own communicator of one rank through harness.nccl, kept or destroyed; no group),
 nccl-comm-late (one made and destroyed at the start of the third epoch, after the training's kernels and CUDA
-graphs exist), symm-mem (the peer all-reduce's buffer of one rank: PyTorch's symmetric memory, allocated through
-CUDA's virtual memory API, kept; no process group after), symm-alloc (that buffer without the rendezvous), ipc
-(a cudaMalloc buffer exported by legacy CUDA IPC), nvml (NVIDIA's management library initialised).
+graphs exist), symm-alloc (a 4 MiB buffer of PyTorch's symmetric memory, allocated through CUDA's virtual memory
+API, kept; the all-reduce before harness.ipc_all_reduce used it), ipc (a cudaMalloc buffer exported by legacy CUDA
+IPC), nvml (NVIDIA's management library initialised); warp+STEP initialises Warp before STEP.
 A diagnostic, not a benchmark: compare the env steps/s of the progress lines with plain `python train.py` on the
 same machine, as in bench/results/2026-11-25-multi-gpu-overhead-H100x2.md.
 """
@@ -59,6 +59,11 @@ def before_training(step: str) -> None:
     import torch.distributed as dist
 
     torch.cuda.set_device("cuda:0")
+    if step.startswith("warp+"):  # Warp initialised first (the env would do it later)
+        import warp
+
+        warp.init()
+        step = step.removeprefix("warp+")
     if step == "nccl":
         dist.init_process_group("nccl", device_id=torch.device("cuda:0"))
     elif step in ("nccl-lazy", "nccl-destroyed"):
@@ -94,14 +99,7 @@ def before_training(step: str) -> None:
 def gpu_memory_before_training(step: str) -> None:
     """The PRE steps of bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md (memory other processes may map)."""
     import torch
-    import torch.distributed as dist
 
-    if step == "symm-mem":
-        from harness import peer_memory
-
-        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-        KEEP.append(peer_memory.PeerAllReduce(dist.group.WORLD, torch.device("cuda:0")))
-        dist.destroy_process_group()
     if step == "symm-alloc":  # the buffer only, no rendezvous
         import torch.distributed._symmetric_memory as symmetric_memory
 

@@ -5,14 +5,12 @@ statistics are averaged across ranks, and rank 0 decides when to stop. The avera
 device, so they can sit inside CUDA graphs; the only host exchanges are rank 0's decision once an epoch (`agree`)
 and its weights at the start, both over the gloo group, which never waits for a GPU.
 
-Between GPUs the averages go through each other's memory when all ranks are on one machine (harness.peer_memory:
-no NCCL at all; HARNESS_ALL_REDUCE=ipc picks harness.ipc_all_reduce instead, still being measured) and through
-NCCL's own communicator across machines (harness.nccl; HARNESS_ALL_REDUCE=nccl picks it on one machine too). Not
-through torch.distributed's NCCL backend: making torch's NCCL group slows the process's training by 6-11%. Making
-NCCL's communicator, or PyTorch's symmetric memory, costs 6-8% too, even for one rank with nothing exchanged
-(bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md; why is not known), which is what harness.ipc_all_reduce
-is meant to avoid. The process group is gloo in every case (the rendezvous, and the collectives themselves between
-CPU processes). One rank alone averages nothing.
+Between GPUs the averages go through each other's memory when all ranks are on one machine (harness.ipc_all_reduce:
+no NCCL at all) and through NCCL's own communicator across machines (harness.nccl; HARNESS_ALL_REDUCE=nccl picks it
+on one machine too). Not through torch.distributed's NCCL backend: making torch's NCCL group slows the process's
+training by 6-11%, and NCCL's own communicator by about 6%, even for one rank with nothing exchanged
+(bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md; why is not known). The process group is gloo in every
+case (the rendezvous, and the collectives themselves between CPU processes). One rank alone averages nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import types
 import torch
 import torch.distributed as dist
 
-from harness import nccl, peer_memory
+from harness import nccl
 from harness.errors import UserError
 
 # rl_games' RunningMeanStd (TorchScript-compiled in its models, so recognised by its statistics, not its class)
@@ -41,10 +39,10 @@ def ranks_from_submitit() -> None:
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # cuda:LOCAL_RANK, as under torchrun
 
 
-# What averages this rank's GPU tensors with the other ranks' (`.comm`: a PeerAllReduce, an IpcAllReduce or an NCCL
-# Communicator); None on the CPU or with one process.
+# What averages this rank's GPU tensors with the other ranks' (`.comm`: an IpcAllReduce or an NCCL Communicator);
+# None on the CPU or with one process.
 _gpus = types.SimpleNamespace(comm=None)
-ALL_REDUCE_CHOICES = ("auto", "nccl", "ipc")
+ALL_REDUCE_CHOICES = ("auto", "nccl")
 
 
 def init_process_group(device: str) -> None:
@@ -60,8 +58,8 @@ def init_process_group(device: str) -> None:
     dist.init_process_group("gloo")
     if device.type != "cuda" or dist.get_world_size() == 1:
         return
-    if choice != "nccl" and peer_memory.usable(dist.get_world_size()):
-        _gpus.comm = _peer_all_reduce(device, ipc=choice == "ipc")
+    if choice != "nccl":
+        _gpus.comm = _ipc_all_reduce(device)
         if _gpus.comm is not None:
             return
     uid = torch.zeros(nccl.UNIQUE_ID_BYTES, dtype=torch.uint8)  # rank 0's, sent over gloo to the others
@@ -71,16 +69,15 @@ def init_process_group(device: str) -> None:
     _gpus.comm = nccl.Communicator(uid.numpy().tobytes(), dist.get_rank(), dist.get_world_size(), device)
 
 
-def _peer_all_reduce(device: torch.device, ipc: bool):
-    """The peer all-reduce (symmetric memory, or with `ipc` harness.ipc_all_reduce) if every rank could set it up,
-    else None (and NCCL averages): decided together, so that no rank waits in a collective the others left."""
-    try:
-        if ipc:
-            from harness.ipc_all_reduce import IpcAllReduce
+def _ipc_all_reduce(device: torch.device):
+    """The IPC all-reduce where all ranks are on this machine and every rank could set it up, else None (and NCCL
+    averages): decided together, so that no rank waits in a collective the others left."""
+    from harness import ipc_all_reduce  # imported here: Warp, which only GPU ranks need
 
-            comm, reason = IpcAllReduce(dist.group.WORLD, device), ""
-        else:
-            comm, reason = peer_memory.PeerAllReduce(dist.group.WORLD, device), ""
+    if not ipc_all_reduce.usable(dist.get_world_size()):
+        return None
+    try:
+        comm, reason = ipc_all_reduce.IpcAllReduce(dist.group.WORLD, device), ""
     except RuntimeError as error:  # e.g. where CUDA memory handles cannot pass between the processes
         comm, reason = None, str(error).strip().splitlines()[0]
     everyone = torch.tensor([comm is not None], dtype=torch.int32)

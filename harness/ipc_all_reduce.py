@@ -1,10 +1,12 @@
-"""All-reduce between the GPUs of one machine through ordinary device memory shared by CUDA IPC
-(`HARNESS_ALL_REDUCE=ipc`; not yet measured on GPUs, so not the default).
+"""All-reduce between the GPUs of one machine through ordinary device memory shared by CUDA IPC, without NCCL.
 
-Why: setting up PyTorch's symmetric memory (harness.peer_memory) or an NCCL communicator slows the process's
-training by 6-8% for the rest of the run, even a single 4 MiB buffer of it with nothing exchanged, while a buffer
-from CUDA's plain allocator exported through legacy CUDA IPC cost nothing measurable
-(bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md). Two ranks with no GPU communicator train at 2.0x.
+Why: making an NCCL communicator slows a process's training by about 6% for the rest of its life, even a
+communicator of one rank with nothing exchanged, and why is not known
+(bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md). The ranks' collectives are small (one flat gradient
+buffer per minibatch, a KL divergence, the normalizers' moments), which a one-shot exchange through each other's
+memory suits. Measured against the alternatives on 2 H100 (bench/results/2026-11-26-ipc-all-reduce-H100x2.md): 1.84x
+in training against 1.81x with PyTorch's symmetric memory (a private torch API, which this replaced) and 1.77x
+with NCCL; two ranks with only the gloo group and nothing exchanged make 2.0x.
 
 How: every rank owns a float32 buffer and a row of flags, both from CUDA's plain allocator (Warp's default
 allocator, not a memory pool: IPC needs that), and maps every other rank's through IPC handles passed over the gloo
@@ -14,19 +16,21 @@ rank so that the results are bitwise equal), divides, and meets them at a second
 its buffer while another still reads it. A barrier: a counter on the device goes up by one; the rank writes it into
 its slot of every other rank's flags and waits, one GPU thread reading its own row atomically, until every other
 rank's slot there has reached it. For two ranks an average is seven small kernels. All of it is kernels on torch's
-current stream with no host involvement, so it can sit inside the update's CUDA graph.
+current stream with no host involvement, so it sits inside the update's CUDA graph.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 import torch
 import torch.distributed as dist
 import warp as wp
 
-from harness.peer_memory import FLOATS, MIN_CAPACITY
+FLOATS = (torch.float32, torch.float64)
+MIN_CAPACITY = 1 << 20  # floats (4 MiB): more than the gradients of IsaacGymEnvs' networks
 
 
 @wp.kernel
@@ -135,6 +139,7 @@ class IpcAllReduce:
 
     def __init__(self, group: dist.ProcessGroup, device: torch.device) -> None:
         self.group, self.device = group, torch.device(device)
+        wp.init()  # the ranks start this before the env, which would otherwise be the first to use Warp
         self._wp_device = wp.device_from_torch(self.device)
         self._own, self._exchange = None, None
         self._reserve(MIN_CAPACITY)
@@ -180,3 +185,12 @@ class IpcAllReduce:
             own if r == rank else wp.from_ipc_handle(h.numpy().tobytes(), dtype, (length,), device=self._wp_device)
             for r, h in enumerate(handles)
         ]
+
+
+def usable(world_size: int) -> bool:
+    """Whether the ranks can use `IpcAllReduce`: all of them on this machine, on GPUs that can map each other's
+    memory (NVLink or PCIe peer access)."""
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "0")) != world_size:
+        return False
+    count = torch.cuda.device_count()
+    return all(torch.cuda.can_device_access_peer(a, b) for a in range(count) for b in range(count) if a != b)

@@ -1,5 +1,5 @@
 """A communicator of NCCL itself, called through ctypes, for the ranks' averages on their GPUs when the ranks span
-several machines (on one machine harness.peer_memory averages without NCCL).
+several machines (on one machine harness.ipc_all_reduce averages without NCCL).
 
 Why not torch.distributed's NCCL backend: creating its process group (ProcessGroupNCCL) slows the process's
 training for the rest of its life, even if the group is destroyed at once: 11% on the machine where NCCL's own

@@ -16,7 +16,7 @@ import torch
 from conftest import CPU, ROOT, compose_config, make_cpu_agent, run_script
 from ranks import SMALL_ANT
 
-from harness import distributed, peer_memory
+from harness import distributed, ipc_all_reduce
 from harness.checkpoints import load_checkpoint
 from harness.config import multi_gpu_device
 from harness.errors import UserError
@@ -52,14 +52,14 @@ def test_only_rank_zero_writes_the_run_folder(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "Ant" / "config.yaml").is_file()
 
 
-def test_gpus_of_one_machine_average_through_peer_memory_and_across_machines_through_nccl(monkeypatch):
+def test_gpus_of_one_machine_average_through_shared_memory_and_across_machines_through_nccl(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "can_device_access_peer", lambda a, b: True)
-    assert peer_memory.usable(world_size=2)
-    assert not peer_memory.usable(world_size=4), "ranks on another machine"
+    assert ipc_all_reduce.usable(world_size=2)
+    assert not ipc_all_reduce.usable(world_size=4), "ranks on another machine"
     monkeypatch.setattr(torch.cuda, "can_device_access_peer", lambda a, b: False)
-    assert not peer_memory.usable(world_size=2), "GPUs that cannot map each other's memory"
+    assert not ipc_all_reduce.usable(world_size=2), "GPUs that cannot map each other's memory"
 
 
 def test_the_ipc_all_reduce_gives_every_rank_the_same_mean():
@@ -67,8 +67,6 @@ def test_the_ipc_all_reduce_gives_every_rank_the_same_mean():
     sharing CPU arrays, as GPUs share them through CUDA IPC: every rank gets the mean, bitwise alike, round after
     round, for float32 and float64 tensors of varying length. (The GPU's wait kernel runs in the cuda test.)"""
     import warp as wp
-
-    from harness.ipc_all_reduce import Exchange
 
     world, capacity, rounds = 3, 4096, 25
     buffers = [wp.zeros(capacity, dtype=wp.float32, device="cpu") for _ in range(world)]
@@ -78,7 +76,7 @@ def test_the_ipc_all_reduce_gives_every_rank_the_same_mean():
     got = [[None] * rounds for _ in range(world)]
 
     def rank(r):
-        exchange = Exchange(r, buffers, flags, "cpu")
+        exchange = ipc_all_reduce.Exchange(r, buffers, flags, "cpu")
         for i in range(rounds):
             tensor = sent[r][i].clone() if i % 5 else sent[r][i].double()
             got[r][i] = exchange.average_(tensor)
@@ -94,7 +92,7 @@ def test_the_ipc_all_reduce_gives_every_rank_the_same_mean():
         mean /= world
         for r in range(world):
             assert torch.equal(got[r][i].float(), mean), f"rank {r}, round {i}"
-    exchange = Exchange(0, buffers, flags, "cpu")
+    exchange = ipc_all_reduce.Exchange(0, buffers, flags, "cpu")
     with pytest.raises(ValueError, match="hold 4096 floats"):
         exchange.average_(torch.zeros(capacity + 1))
     with pytest.raises(ValueError, match="contiguous float tensor"):
@@ -103,7 +101,7 @@ def test_the_ipc_all_reduce_gives_every_rank_the_same_mean():
 
 def test_an_unknown_all_reduce_is_refused_before_joining_the_ranks(monkeypatch):
     monkeypatch.setenv("HARNESS_ALL_REDUCE", "mpi")
-    with pytest.raises(UserError, match="HARNESS_ALL_REDUCE=mpi is not one of auto, nccl, ipc"):
+    with pytest.raises(UserError, match="HARNESS_ALL_REDUCE=mpi is not one of auto, nccl"):
         distributed.init_process_group("cpu")
     assert not distributed.active()
 
@@ -206,8 +204,8 @@ def test_two_nodes_train_through_a_c10d_rendezvous(tmp_path):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
-# symmetric memory (one machine), NCCL (across machines), CUDA IPC (one machine, still being measured)
-@pytest.mark.parametrize("all_reduce", ["auto", "nccl", "ipc"])
+# CUDA IPC (one machine), NCCL (across machines)
+@pytest.mark.parametrize("all_reduce", ["auto", "nccl"])
 def test_two_gpus_replay_the_update_with_its_all_reduce_as_run_eagerly(tmp_path, all_reduce):
     ranks = two_ranks(tmp_path, "--cuda", "--epochs", "2", env={"HARNESS_ALL_REDUCE": all_reduce})["different"]
     assert_same_state(ranks[1], ranks[0])
@@ -215,4 +213,4 @@ def test_two_gpus_replay_the_update_with_its_all_reduce_as_run_eagerly(tmp_path,
     for rank in (0, 1):
         assert torch.load(tmp_path / f"graph_vs_eager{rank}.pt") < 1e-6
         used = (tmp_path / f"all_reduce{rank}.txt").read_text()
-        assert used == {"auto": "PeerAllReduce", "nccl": "Communicator", "ipc": "IpcAllReduce"}[all_reduce]
+        assert used == {"auto": "IpcAllReduce", "nccl": "Communicator"}[all_reduce]
