@@ -164,14 +164,20 @@ class IpcAllReduce:
         if self._exchange is not None:
             self.close()
         capacity, world_size = max(capacity, MIN_CAPACITY), self.group.size()
+        rank = self.group.rank()
         with wp.ScopedMempool(self._wp_device, False):  # IPC needs CUDA's plain allocator
             buffer = wp.zeros(capacity, dtype=wp.float32, device=self._wp_device)
             flags = wp.zeros(world_size, dtype=wp.int32, device=self._wp_device)
-        torch.cuda.synchronize(self.device)  # zeroed before any peer can look
+        # A signature for the peers to read through their mappings (on Warp's stream, after the zeros): the buffer's
+        # first float (the first average overwrites it) and this rank's own slot of its flags (no barrier uses it).
+        buffer[:1].fill_(rank + 1)
+        flags[rank : rank + 1].fill_(rank + 1)
+        torch.cuda.synchronize(self.device)  # the whole device: written before any peer can look
         self._own = buffer, flags
         buffers = self._open_everyones(buffer, wp.float32, capacity)
         flag_rows = self._open_everyones(flags, wp.int32, world_size)
-        self._exchange = Exchange(self.group.rank(), buffers, flag_rows, self.device)
+        self._check_mapped(buffers, flag_rows)
+        self._exchange = Exchange(rank, buffers, flag_rows, self.device)
         # Loads the kernels now rather than inside a graph capture, and checks that every rank is reachable.
         self._exchange.average_(torch.zeros(1, device=self.device))
 
@@ -185,6 +191,18 @@ class IpcAllReduce:
             own if r == rank else wp.from_ipc_handle(h.numpy().tobytes(), dtype, (length,), device=self._wp_device)
             for r, h in enumerate(handles)
         ]
+
+    def _check_mapped(self, buffers: list, flag_rows: list) -> None:
+        """Read every rank's signature through this process's mappings, and agree with the others before any rank
+        waits on a peer's flags. Where CUDA IPC cannot open a peer's memory, Warp hands back a fresh array of this
+        process's own rather than an error; without this check the first barrier would then spin forever."""
+        signatures = torch.stack([wp.to_torch(b)[0] for b in buffers]).cpu()
+        slots = torch.stack([wp.to_torch(f)[r].float() for r, f in enumerate(flag_rows)]).cpu()
+        expected = torch.arange(1, len(buffers) + 1, dtype=torch.float32)
+        mapped = torch.tensor([torch.equal(signatures, expected) and torch.equal(slots, expected)], dtype=torch.int32)
+        dist.all_reduce(mapped, op=dist.ReduceOp.MIN, group=self.group)
+        if not mapped.item():
+            raise RuntimeError("CUDA IPC could not map every rank's GPU memory into every other rank")
 
 
 def usable(world_size: int) -> bool:

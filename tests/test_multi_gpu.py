@@ -99,6 +99,35 @@ def test_the_ipc_all_reduce_gives_every_rank_the_same_mean():
         exchange.average_(torch.zeros(4, 4).t())
 
 
+def test_memory_that_cuda_ipc_did_not_map_is_found_before_any_rank_waits_on_it():
+    """Where CUDA IPC cannot open a peer's memory, Warp hands back fresh memory instead of an error: the ranks read
+    each other's signatures through their mappings and all refuse together (then NCCL averages), rather than spin on
+    flags no peer can write. Here rank 1's memory as rank 0 sees it, mapped and not."""
+    import torch.distributed as dist
+    import warp as wp
+
+    def rank_memory(signature):
+        buffer, flags = wp.zeros(16, dtype=wp.float32, device="cpu"), wp.zeros(2, dtype=wp.int32, device="cpu")
+        if signature:
+            buffer[:1].fill_(signature)
+            flags[signature - 1 : signature].fill_(signature)
+        return buffer, flags
+
+    check = ipc_all_reduce.IpcAllReduce.__new__(ipc_all_reduce.IpcAllReduce)  # its check alone: no GPU to map
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        check.group = dist.group.WORLD
+        (own, own_flags), (peer, peer_flags) = rank_memory(1), rank_memory(2)
+        check._check_mapped([own, peer], [own_flags, peer_flags])
+        unmapped, unmapped_flags = rank_memory(0)
+        with pytest.raises(RuntimeError, match="could not map every rank's GPU memory"):
+            check._check_mapped([own, unmapped], [own_flags, unmapped_flags])
+        with pytest.raises(RuntimeError, match="could not map every rank's GPU memory"):
+            check._check_mapped([own, peer], [own_flags, unmapped_flags])
+    finally:
+        dist.destroy_process_group()
+
+
 def test_an_unknown_all_reduce_is_refused_before_joining_the_ranks(monkeypatch):
     monkeypatch.setenv("HARNESS_ALL_REDUCE", "mpi")
     with pytest.raises(UserError, match="HARNESS_ALL_REDUCE=mpi is not one of auto, nccl"):
