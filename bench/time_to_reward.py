@@ -1,11 +1,15 @@
 """Wall time to a mean episode reward, and start-up time, of real `train.py` runs (one per seed).
 
     python bench/time_to_reward.py --task Ant --seeds 1 2 3 --reward 5000 --override max_iterations=300
+    python bench/time_to_reward.py --task Humanoid --seeds 1 2 3 4 5 --reward 6000 --side-by-side 4   # 4 GPUs
 
 For each seed: seconds from the command to the first epoch line (start-up; the first run on a machine
 also compiles MuJoCo Warp's kernels), and from rl_games' own TensorBoard curve (reward against seconds
 since training began) the seconds and epochs until the mean episode reward first reaches --reward.
 Prints a table and writes it, with each run's reward-vs-seconds curve, as JSON under bench/results/.
+With --side-by-side N, N seeds train at once, each on GPUs of its own (CUDA_VISIBLE_DEVICES): on a machine of
+several GPUs a sweep of seeds takes a fraction of the time (runs side by side on separate GPUs of one H100 host
+lost under 1% to each other, bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +66,34 @@ def reward_curve(summaries: Path) -> list[dict]:
     ]
 
 
+def run_seeds(args, workdir: Path, empty_cache: Path) -> list[dict]:
+    """Every seed's run, in seed order: --side-by-side at a time, the k-th slot on the k-th group of --gpus GPUs
+    (of those CUDA_VISIBLE_DEVICES shows, if set). With --cold-first the first seed runs alone, before the others."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+    visible = visible if visible != [""] else [str(i) for i in range(args.side_by_side * args.gpus)]
+    slots = queue.Queue()
+    for k in range(args.side_by_side):
+        slots.put(",".join(visible[k * args.gpus : (k + 1) * args.gpus]))
+
+    def one(seed: int, cold: bool = False) -> dict:
+        gpus = slots.get()
+        try:
+            env = dict(os.environ)
+            if args.side_by_side > 1:
+                env["CUDA_VISIBLE_DEVICES"] = gpus
+            if cold:
+                env["WARP_CACHE_PATH"] = str(empty_cache)
+            run = train_once(args.task, seed, args, workdir, env)
+        finally:
+            slots.put(gpus)
+        return {**run, "reached": first_reaching(run["curve"], args.reward), "empty_kernel_cache": cold}
+
+    seeds = list(args.seeds)
+    runs = [one(seeds.pop(0), cold=True)] if args.cold_first else []
+    with ThreadPoolExecutor(args.side_by_side) as pool:
+        return runs + list(pool.map(one, seeds))
+
+
 def first_reaching(curve: list[dict], reward: float) -> dict | None:
     return next((point for point in curve if point["reward"] >= reward), None)
 
@@ -76,21 +110,20 @@ def main() -> None:
     parser.add_argument(
         "--cold-first", action="store_true", help="run the first seed with an empty Warp kernel cache (first start)"
     )
+    parser.add_argument(
+        "--side-by-side", type=int, default=1, metavar="N", help="train N seeds at once, each on --gpus GPUs of its own"
+    )
     args = parser.parse_args()
     import torch
 
     env = environment("cuda:0" if torch.cuda.is_available() else "cpu")
-    runs = []
+    wanted, present = args.side_by_side * args.gpus, torch.cuda.device_count()
+    if args.side_by_side > 1 and torch.cuda.is_available() and present < wanted:
+        sys.exit(f"--side-by-side {args.side_by_side} x --gpus {args.gpus} needs {wanted} GPUs; {present} are visible")
     with tempfile.TemporaryDirectory() as scratch:  # run folders go here, not into the repository
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
-        for i, seed in enumerate(args.seeds):
-            cold = args.cold_first and i == 0
-            cache = {**os.environ, "WARP_CACHE_PATH": str(Path(scratch) / "empty_warp_cache")} if cold else None
-            run = train_once(args.task, seed, args, workdir, cache)
-            run["reached"] = first_reaching(run["curve"], args.reward)
-            run["empty_kernel_cache"] = cold
-            runs.append(run)
+        runs = run_seeds(args, workdir, Path(scratch) / "empty_warp_cache")
     on = f"{args.gpus} x {env['device']}" if args.gpus > 1 else env["device"]
     print(f"\n{args.task} on {on} ({env['date']}): time to a mean episode reward of {args.reward:g}")
     print(f"{'seed':>5} | {'start-up':>16} | {'reached at':>22} | {'final reward':>12} | {'whole run':>9}")
@@ -101,10 +134,13 @@ def main() -> None:
         startup += " (cold)" if run["empty_kernel_cache"] else ""
         final = run["curve"][-1]
         print(f"{run['seed']:>5} | {startup:>16} | {reached:>22} | {final['reward']:>12.1f} | {run['wall_s']:7.1f} s")
+    if args.side_by_side > 1:
+        print(f"({args.side_by_side} runs at a time, each on {args.gpus} GPU(s) of its own)")
     print("(start-up: command to first epoch line, cold = empty kernel cache;")
     print(" reached: seconds since training began, kernels already compiled)")
     command = " ".join(["python", "bench/time_to_reward.py", *sys.argv[1:]])
-    result = {"task": args.task, **env, "gpus": args.gpus, "command": command, "reward": args.reward, "runs": runs}
+    result = {"task": args.task, **env, "gpus": args.gpus, "side_by_side": args.side_by_side, "command": command}
+    result.update(reward=args.reward, runs=runs)
     args.out.mkdir(parents=True, exist_ok=True)
     gpus = f"{args.gpus}x" if args.gpus > 1 else ""
     stem = f"{env['date'][:16].replace(':', '')}-{args.task}-time-to-reward-{gpus}{env['device'].replace(' ', '_')}"
