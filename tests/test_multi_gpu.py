@@ -154,15 +154,15 @@ def torchrun(*args: str, cwd, timeout: float = 600, env: dict | None = None) -> 
     )
 
 
-def two_ranks(out, *flags: str, env: dict | None = None) -> dict:
-    """Run tests/ranks.py as two ranks; per seeding (tests/ranks.py SEEDS), each rank's model state after its
-    epochs and rank 0's checkpoint."""
-    ranks = str(ROOT / "tests" / "ranks.py")
-    result = torchrun("--standalone", "--nproc_per_node=2", ranks, str(out), *flags, cwd=out, env=env)
+def launch_ranks(out, *flags: str, env: dict | None = None, ranks: int = 2) -> dict:
+    """Run tests/ranks.py as `ranks` processes; per seeding (tests/ranks.py SEEDS), each rank's model state
+    after its epochs and rank 0's checkpoint."""
+    script = str(ROOT / "tests" / "ranks.py")
+    result = torchrun("--standalone", f"--nproc_per_node={ranks}", script, str(out), *flags, cwd=out, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return {
         seeds: {
-            **{rank: torch.load(out / f"{seeds}{rank}.pt") for rank in (0, 1)},
+            **{rank: torch.load(out / f"{seeds}{rank}.pt") for rank in range(ranks)},
             "checkpoint": load_checkpoint(out / f"checkpoint_{seeds}.pth")["model"],
         }
         for seeds in ("same", "different")
@@ -189,7 +189,7 @@ def test_ranks_average_gradients_and_normalizers_exactly(tmp_path, monkeypatch):
     """One launch of two CPU ranks: with the same data they learn exactly as one process; with different data they
     end equal (averaged gradient and learning rate, pooled statistics), rank 0 saves what every rank acts on, and
     rank 1's data left its mark."""
-    ranks = two_ranks(tmp_path, "--seeds", "same", "different")
+    ranks = launch_ranks(tmp_path, "--seeds", "same", "different")
     alone = one_process_epoch(tmp_path, monkeypatch, seed=5)  # also rank 0's data alone
     assert_same_state(ranks["same"][0], alone)
     assert_same_state(ranks["same"][1], alone)
@@ -236,10 +236,23 @@ def test_two_nodes_train_through_a_c10d_rendezvous(tmp_path):
 # CUDA IPC (one machine), NCCL (across machines)
 @pytest.mark.parametrize("all_reduce", ["auto", "nccl"])
 def test_two_gpus_replay_the_update_with_its_all_reduce_as_run_eagerly(tmp_path, all_reduce):
-    ranks = two_ranks(tmp_path, "--cuda", "--epochs", "2", env={"HARNESS_ALL_REDUCE": all_reduce})["different"]
+    ranks = launch_ranks(tmp_path, "--cuda", "--epochs", "2", env={"HARNESS_ALL_REDUCE": all_reduce})["different"]
     assert_same_state(ranks[1], ranks[0])
     assert_same_state(ranks[0], ranks["checkpoint"])
     for rank in (0, 1):
         assert torch.load(tmp_path / f"graph_vs_eager{rank}.pt") < 1e-6
         used = (tmp_path / f"all_reduce{rank}.txt").read_text()
         assert used == {"auto": "IpcAllReduce", "nccl": "Communicator"}[all_reduce]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 3, reason="needs three or more CUDA GPUs")
+def test_every_gpu_of_the_machine_replays_the_update_with_the_ipc_all_reduce(tmp_path):
+    """The IPC all-reduce with as many ranks as GPUs (its sums then run over three or more buffers)."""
+    count = torch.cuda.device_count()
+    ranks = launch_ranks(tmp_path, "--cuda", "--epochs", "2", ranks=count)["different"]
+    for rank in range(count):
+        assert_same_state(ranks[rank], ranks[0])
+        assert torch.load(tmp_path / f"graph_vs_eager{rank}.pt") < 1e-6
+        assert (tmp_path / f"all_reduce{rank}.txt").read_text() == "IpcAllReduce"
+    assert_same_state(ranks[0], ranks["checkpoint"])
