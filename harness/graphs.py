@@ -32,6 +32,33 @@ def capture(graph: torch.cuda.CUDAGraph, device: torch.device | str | None = Non
         gc.enable()
 
 
+_WARP_STREAMS: dict = {}  # Warp's handle on each torch stream it has run on, for the whole process
+
+
+def warp_stream(stream: torch.cuda.Stream):
+    """Warp's handle on a torch stream, one per stream for the whole process: a handle that is garbage-collected
+    unregisters its stream from Warp, which would leave every other user of that stream (a sim, the IPC all-reduce)
+    with an "unknown stream"."""
+    import warp as wp  # here: the agent's graphs need no Warp
+
+    if stream.cuda_stream not in _WARP_STREAMS:
+        _WARP_STREAMS[stream.cuda_stream] = wp.stream_from_torch(stream)
+    return _WARP_STREAMS[stream.cuda_stream]
+
+
+@contextmanager
+def warp_joins_capture(stream) -> Iterator[None]:
+    """Let a CUDA graph that torch is capturing on `stream` (Warp's handle on it) record the Warp launches made
+    inside: Warp is told the capture is external."""
+    import warp as wp
+
+    wp.capture_begin(stream=stream, external=True)
+    try:
+        yield
+    finally:
+        wp.capture_end(stream=stream)
+
+
 def keep_buffers_in_place(model: torch.nn.Module) -> None:
     """Keep one tensor per buffer of `model` for the whole run: the one seen at the first call.
 

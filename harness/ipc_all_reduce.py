@@ -29,6 +29,8 @@ import torch
 import torch.distributed as dist
 import warp as wp
 
+from harness import graphs
+
 FLOATS = (torch.float32, torch.float64)
 MIN_CAPACITY = 1 << 20  # floats (4 MiB): more than the gradients of IsaacGymEnvs' networks
 
@@ -65,7 +67,6 @@ class Exchange:
         self._peers = [r for r in range(self.world_size) if r != rank]
         self._counter_view = torch.zeros(1, dtype=torch.int32, device=self.device)  # on torch's stream, as its uses
         self._counter = wp.from_torch(self._counter_view)
-        self._streams = {}
 
     @property
     def capacity(self) -> int:
@@ -117,20 +118,12 @@ class Exchange:
 
     @contextlib.contextmanager
     def _torch_stream(self):
-        """Warp's handle on torch's current stream; inside torch's graph capture, Warp is told of the capture, as
-        for the physics (MjWarpSim.outer_capture)."""
-        current = torch.cuda.current_stream(self.device)
-        if current.cuda_stream not in self._streams:
-            self._streams[current.cuda_stream] = wp.stream_from_torch(current)
-        stream = self._streams[current.cuda_stream]
-        if not torch.cuda.is_current_stream_capturing():
+        """Warp's handle on torch's current stream; inside torch's graph capture, Warp joins it, as the physics does
+        (MjWarpSim.outer_capture)."""
+        stream = graphs.warp_stream(torch.cuda.current_stream(self.device))
+        capturing = torch.cuda.is_current_stream_capturing()
+        with graphs.warp_joins_capture(stream) if capturing else contextlib.nullcontext():
             yield stream
-            return
-        wp.capture_begin(stream=stream, external=True)
-        try:
-            yield stream
-        finally:
-            wp.capture_end(stream=stream)
 
 
 class IpcAllReduce:

@@ -11,6 +11,7 @@ import mujoco_warp as mjw
 import torch
 import warp as wp
 
+from harness import graphs
 from harness.errors import UserError
 
 # No banner and no line per loaded kernel module; warnings and errors still print.
@@ -20,7 +21,6 @@ wp.config.log_level = wp.LOG_WARNING
 # Sim keys this engine reads; every other key in a task's `sim` block is named in one warning.
 USED_SIM_KEYS = {"dt", "substeps", "up_axis", "gravity"}
 
-_WARP_STREAMS: dict[int, wp.Stream] = {}  # Warp's view of each torch stream a sim runs on
 
 # What a step reads of the steps before it (MuJoCo's state and the constraint solver's warm start): enough to
 # continue every world exactly; everything else a step computes afresh.
@@ -129,13 +129,12 @@ class MjWarpSim:
         For `torch.cuda.graph(graph, stream=torch.cuda.current_stream())` around a whole env step: Warp
         is told the capture is external, and steps and resets launch their kernels into it.
         """
-        wp.capture_begin(stream=self._stream, external=True)
-        self._in_outer_capture = True
-        try:
-            yield
-        finally:
-            self._in_outer_capture = False
-            wp.capture_end(stream=self._stream)
+        with graphs.warp_joins_capture(self._stream):
+            self._in_outer_capture = True
+            try:
+                yield
+            finally:
+                self._in_outer_capture = False
 
     def _run(self, graph, eager) -> None:
         with wp.ScopedDevice(self._wp_device), self._scoped_stream():
@@ -161,11 +160,7 @@ class MjWarpSim:
         if stream == torch.cuda.default_stream(self.device):
             stream = torch.cuda.Stream(self.device)
             torch.cuda.set_stream(stream)
-        # One Warp wrapper per stream for the whole process: a wrapper that is garbage-collected unregisters
-        # its stream from Warp, which would leave a later sim on the same stream with an "unknown stream".
-        if stream.cuda_stream not in _WARP_STREAMS:
-            _WARP_STREAMS[stream.cuda_stream] = wp.stream_from_torch(stream)
-        return _WARP_STREAMS[stream.cuda_stream]
+        return graphs.warp_stream(stream)
 
     def _scoped_stream(self, sync: bool = False):
         # The shared stream orders everything after construction: waiting on Warp's own stream at every call
