@@ -231,28 +231,28 @@ def test_two_nodes_train_through_a_c10d_rendezvous(tmp_path):
     assert len(list((run / "summaries").iterdir())) == 1, "one TensorBoard file, rank 0's"
 
 
+EVERY_GPU = torch.cuda.device_count()
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
-# CUDA IPC (one machine), NCCL (across machines)
-@pytest.mark.parametrize("all_reduce", ["auto", "nccl"])
-def test_two_gpus_replay_the_update_with_its_all_reduce_as_run_eagerly(tmp_path, all_reduce):
-    ranks = launch_ranks(tmp_path, "--cuda", "--epochs", "2", env={"HARNESS_ALL_REDUCE": all_reduce})["different"]
-    assert_same_state(ranks[1], ranks[0])
-    assert_same_state(ranks[0], ranks["checkpoint"])
-    for rank in (0, 1):
+@pytest.mark.parametrize(
+    ("gpus", "all_reduce"),
+    [
+        (2, "auto"),  # CUDA IPC (one machine)
+        (2, "nccl"),  # NCCL (across machines)
+        # every GPU of the machine: the IPC all-reduce's sums then run over three or more buffers
+        pytest.param(
+            EVERY_GPU, "auto", marks=pytest.mark.skipif(EVERY_GPU < 3, reason="needs three GPUs"), id="every-gpu-auto"
+        ),
+    ],
+)
+def test_gpus_replay_the_update_with_their_all_reduce_as_run_eagerly(tmp_path, gpus, all_reduce):
+    env = {"HARNESS_ALL_REDUCE": all_reduce}
+    ranks = launch_ranks(tmp_path, "--cuda", "--epochs", "2", env=env, ranks=gpus)["different"]
+    for rank in range(gpus):
+        assert_same_state(ranks[rank], ranks[0])
         assert torch.load(tmp_path / f"graph_vs_eager{rank}.pt") < 1e-6
         used = (tmp_path / f"all_reduce{rank}.txt").read_text()
         assert used == {"auto": "IpcAllReduce", "nccl": "Communicator"}[all_reduce]
-
-
-@pytest.mark.cuda
-@pytest.mark.skipif(torch.cuda.device_count() < 3, reason="needs three or more CUDA GPUs")
-def test_every_gpu_of_the_machine_replays_the_update_with_the_ipc_all_reduce(tmp_path):
-    """The IPC all-reduce with as many ranks as GPUs (its sums then run over three or more buffers)."""
-    count = torch.cuda.device_count()
-    ranks = launch_ranks(tmp_path, "--cuda", "--epochs", "2", ranks=count)["different"]
-    for rank in range(count):
-        assert_same_state(ranks[rank], ranks[0])
-        assert torch.load(tmp_path / f"graph_vs_eager{rank}.pt") < 1e-6
-        assert (tmp_path / f"all_reduce{rank}.txt").read_text() == "IpcAllReduce"
     assert_same_state(ranks[0], ranks["checkpoint"])
