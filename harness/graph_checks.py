@@ -17,9 +17,10 @@ def compare_graph_with_eager(task) -> float:
     and contact forces (in the observations) amplify its rounding differences."""
     import warp as wp
 
-    # The solver's warm start is state too: without it the contact forces of the two steps differ.
-    live = [task.sim.qpos, task.sim.qvel, wp.to_torch(task.sim.data.qacc_warmstart), task.progress_buf]
-    live += [task.potentials] if hasattr(task, "potentials") else []
+    # The solver's warm start is state too: without it the contact forces of the two steps differ. So are the
+    # task's episode buffers (FrankaCabinet's joint targets, which each step moves, Anymal's commands, ...).
+    live = [task.sim.qpos, task.sim.qvel, wp.to_torch(task.sim.data.qacc_warmstart)]
+    live += [getattr(task, name) for name in task.episode_buffers]
     state = [t.clone() for t in live]
     actions = torch.rand(task.num_envs, task.num_actions, device=task.device) * 2 - 1
     task.step(actions)
