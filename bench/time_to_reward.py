@@ -6,7 +6,8 @@
 For each seed: seconds from the command to the first epoch line (start-up; the first run on a machine
 also compiles MuJoCo Warp's kernels), and from rl_games' own TensorBoard curve (reward against seconds
 since training began) the seconds and epochs until the mean episode reward first reaches --reward.
-Prints a table and writes it, with each run's reward-vs-seconds curve, as JSON under bench/results/.
+Prints a table and writes it, with each run's reward-vs-seconds curve, as JSON under bench/results/; each seed's
+row is printed, and the JSON written, as soon as its run ends, so a sweep cut short keeps its finished seeds.
 With --side-by-side N, N seeds train at once, each on GPUs of its own (CUDA_VISIBLE_DEVICES): on a machine of
 several GPUs a sweep of seeds takes a fraction of the time (runs side by side on separate GPUs of one H100 host
 lost under 1% to each other, bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md).
@@ -21,6 +22,7 @@ import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,16 +68,17 @@ def reward_curve(summaries: Path) -> list[dict]:
     ]
 
 
-def run_seeds(args, workdir: Path, empty_cache: Path) -> list[dict]:
+def run_seeds(args, workdir: Path, empty_cache: Path, on_done) -> None:
     """Every seed's run, in seed order: --side-by-side at a time, the k-th slot on the k-th group of --gpus GPUs
-    (of those CUDA_VISIBLE_DEVICES shows, if set). With --cold-first the first seed runs alone, before the others."""
+    (of those CUDA_VISIBLE_DEVICES shows, if set); `on_done` gets each run as it ends. With --cold-first the first
+    seed runs alone, before the others."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
     visible = visible if visible != [""] else [str(i) for i in range(args.side_by_side * args.gpus)]
     slots = queue.Queue()
     for k in range(args.side_by_side):
         slots.put(",".join(visible[k * args.gpus : (k + 1) * args.gpus]))
 
-    def one(seed: int, cold: bool = False) -> dict:
+    def one(seed: int, cold: bool = False) -> None:
         gpus = slots.get()
         try:
             env = dict(os.environ)
@@ -86,16 +89,63 @@ def run_seeds(args, workdir: Path, empty_cache: Path) -> list[dict]:
             run = train_once(args.task, seed, args, workdir, env)
         finally:
             slots.put(gpus)
-        return {**run, "reached": first_reaching(run["curve"], args.reward), "empty_kernel_cache": cold}
+        run.update(reached=first_reaching(run["curve"], args.reward), empty_kernel_cache=cold)
+        on_done(run)
 
     seeds = list(args.seeds)
-    runs = [one(seeds.pop(0), cold=True)] if args.cold_first else []
+    if args.cold_first:
+        one(seeds.pop(0), cold=True)
     with ThreadPoolExecutor(args.side_by_side) as pool:
-        return runs + list(pool.map(one, seeds))
+        list(pool.map(one, seeds))  # raises what a run raised
 
 
 def first_reaching(curve: list[dict], reward: float) -> dict | None:
     return next((point for point in curve if point["reward"] >= reward), None)
+
+
+class Record:
+    """The runs so far: each run's row is printed, and the JSON rewritten, as the run ends, so that a sweep cut
+    short (a time limit, a failed seed) keeps the seeds that finished."""
+
+    def __init__(self, args, env: dict) -> None:
+        self.args, self.env, self.runs, self.lock = args, env, [], threading.Lock()
+        command = " ".join(["python", "bench/time_to_reward.py", *sys.argv[1:]])
+        self.result = {"task": args.task, **env, "gpus": args.gpus, "side_by_side": args.side_by_side}
+        self.result.update(command=command, reward=args.reward, runs=self.runs)
+        gpus = f"{args.gpus}x" if args.gpus > 1 else ""
+        stem = f"{env['date'][:16].replace(':', '')}-{args.task}-time-to-reward-{gpus}{env['device'].replace(' ', '_')}"
+        self.path = args.out / f"{stem}.json"
+
+    def add(self, run: dict) -> None:
+        with self.lock:
+            self.runs.append(run)
+            self.runs.sort(key=lambda r: r["seed"])
+            self.args.out.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_suffix(".partial")  # a kill mid-write leaves the previous record whole
+            partial.write_text(json.dumps(self.result, indent=2) + "\n")
+            partial.replace(self.path)
+            print(f"seed {run['seed']} done: {row(run)}", flush=True)  # once recorded
+
+    def print_table(self) -> None:
+        args, env = self.args, self.env
+        on = f"{args.gpus} x {env['device']}" if args.gpus > 1 else env["device"]
+        print(f"\n{args.task} on {on} ({env['date']}): time to a mean episode reward of {args.reward:g}")
+        print(f"{'seed':>5} | {'start-up':>16} | {'reached at':>22} | {'final reward':>12} | {'whole run':>9}")
+        for run in self.runs:
+            print(f"{run['seed']:>5} | {row(run)}")
+        if args.side_by_side > 1:
+            print(f"({args.side_by_side} runs at a time, each on {args.gpus} GPU(s) of its own)")
+        print("(start-up: command to first epoch line, cold = empty kernel cache;")
+        print(" reached: seconds since training began, kernels already compiled)")
+
+
+def row(run: dict) -> str:
+    """A run's start-up, time to the reward, final reward and whole time, as the table shows them."""
+    hit = run["reached"]
+    reached = f"{hit['seconds']:7.1f} s, epoch {hit['epoch']:>4}" if hit else "not reached"
+    startup = f"{run['startup_s']:7.1f} s" if run["startup_s"] is not None else "-"
+    startup += " (cold)" if run["empty_kernel_cache"] else ""
+    return f"{startup:>16} | {reached:>22} | {run['curve'][-1]['reward']:>12.1f} | {run['wall_s']:7.1f} s"
 
 
 def main() -> None:
@@ -120,31 +170,12 @@ def main() -> None:
     wanted, present = args.side_by_side * args.gpus, torch.cuda.device_count()
     if args.side_by_side > 1 and torch.cuda.is_available() and present < wanted:
         sys.exit(f"--side-by-side {args.side_by_side} x --gpus {args.gpus} needs {wanted} GPUs; {present} are visible")
+    record = Record(args, env)
     with tempfile.TemporaryDirectory() as scratch:  # run folders go here, not into the repository
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
-        runs = run_seeds(args, workdir, Path(scratch) / "empty_warp_cache")
-    on = f"{args.gpus} x {env['device']}" if args.gpus > 1 else env["device"]
-    print(f"\n{args.task} on {on} ({env['date']}): time to a mean episode reward of {args.reward:g}")
-    print(f"{'seed':>5} | {'start-up':>16} | {'reached at':>22} | {'final reward':>12} | {'whole run':>9}")
-    for run in runs:
-        hit = run["reached"]
-        reached = f"{hit['seconds']:7.1f} s, epoch {hit['epoch']:>4}" if hit else "not reached"
-        startup = f"{run['startup_s']:7.1f} s" if run["startup_s"] is not None else "-"
-        startup += " (cold)" if run["empty_kernel_cache"] else ""
-        final = run["curve"][-1]
-        print(f"{run['seed']:>5} | {startup:>16} | {reached:>22} | {final['reward']:>12.1f} | {run['wall_s']:7.1f} s")
-    if args.side_by_side > 1:
-        print(f"({args.side_by_side} runs at a time, each on {args.gpus} GPU(s) of its own)")
-    print("(start-up: command to first epoch line, cold = empty kernel cache;")
-    print(" reached: seconds since training began, kernels already compiled)")
-    command = " ".join(["python", "bench/time_to_reward.py", *sys.argv[1:]])
-    result = {"task": args.task, **env, "gpus": args.gpus, "side_by_side": args.side_by_side, "command": command}
-    result.update(reward=args.reward, runs=runs)
-    args.out.mkdir(parents=True, exist_ok=True)
-    gpus = f"{args.gpus}x" if args.gpus > 1 else ""
-    stem = f"{env['date'][:16].replace(':', '')}-{args.task}-time-to-reward-{gpus}{env['device'].replace(' ', '_')}"
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+        run_seeds(args, workdir, Path(scratch) / "empty_warp_cache", record.add)
+    record.print_table()
 
 
 if __name__ == "__main__":

@@ -4,9 +4,13 @@ come from GPU runs; here only that they measure what they say)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
 
-from conftest import run_script
+from conftest import ROOT, run_script
 
 CPU = ["sim_device=cpu", "rl_device=cpu"]
 
@@ -30,3 +34,20 @@ def test_scaling_alternates_rounds_and_reports_medians_with_the_spread(tmp_path)
     assert two["speed_up"] == statistics.median(ratios)
     assert two["speed_up_range"] == [min(ratios), max(ratios)]
     assert "medians of 2 rounds" in result.stdout
+
+
+def test_a_time_to_reward_sweep_cut_short_keeps_the_seeds_that_finished(tmp_path):
+    """Killed while its second seed trains (as a device call's time limit would), the sweep has already printed
+    and recorded the first."""
+    command = [sys.executable, str(ROOT / "bench" / "time_to_reward.py"), "--task", "Cartpole", "--seeds", "1", "2"]
+    command += ["--reward", "50", "--out", str(tmp_path), "--override", *CPU, "num_envs=16", "max_iterations=4"]
+    options = {"cwd": tmp_path, "stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL, "text": True}
+    with subprocess.Popen(command, start_new_session=True, **options) as proc:
+        for line in proc.stdout:
+            if line.startswith("seed 1 done:"):
+                os.killpg(proc.pid, signal.SIGKILL)  # the sweep and the training of seed 2 under it
+                break
+    assert proc.wait() == -signal.SIGKILL, "the sweep ended before its second seed"
+    (recorded,) = tmp_path.glob("*-Cartpole-time-to-reward-*.json")
+    (run,) = json.loads(recorded.read_text())["runs"]
+    assert run["seed"] == 1 and run["curve"][-1]["epoch"] == 4
