@@ -10,9 +10,7 @@ import statistics
 import subprocess
 import sys
 
-from conftest import ROOT, run_script
-
-CPU = ["sim_device=cpu", "rl_device=cpu"]
+from conftest import CPU, ROOT, run_script
 
 
 def test_scaling_alternates_rounds_and_reports_medians_with_the_spread(tmp_path):
