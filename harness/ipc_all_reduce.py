@@ -33,6 +33,7 @@ from harness import graphs
 
 FLOATS = (torch.float32, torch.float64)
 MIN_CAPACITY = 1 << 20  # floats (4 MiB): more than the gradients of IsaacGymEnvs' networks
+HANDLE_BYTES = 64  # a CUDA IPC memory handle
 
 
 @wp.kernel
@@ -152,49 +153,80 @@ class IpcAllReduce:
         self._own = None
 
     def _reserve(self, capacity: int) -> None:
-        if torch.cuda.is_current_stream_capturing():
+        """Allocate this rank's memory and map every other rank's. A rank whose own part fails still joins each of
+        the set-up's collectives, so that all ranks raise together and none waits in one the others left."""
+        if self.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
             raise RuntimeError(f"the IPC all-reduce's buffers hold under {capacity} floats and cannot grow in a graph")
         if self._exchange is not None:
             self.close()
         capacity, world_size = max(capacity, MIN_CAPACITY), self.group.size()
+        try:
+            self._own = self._allocate(capacity, world_size)
+            handle, own_error = b"\x01" + b"".join(array.ipc_handle() for array in self._own), None
+        except RuntimeError as error:
+            self._own, handle, own_error = None, bytes(1 + 2 * HANDLE_BYTES), error
+        handles = self._all_gather(handle)
+        failed = [r for r, h in enumerate(handles) if not h[0]]
+        if own_error is not None:
+            raise own_error
+        if failed:
+            raise RuntimeError(f"rank(s) {failed} could not share their GPU memory through CUDA IPC")
+        try:
+            buffers = self._open_everyones(handles, 0, wp.float32, capacity)
+            flag_rows = self._open_everyones(handles, 1, wp.int32, world_size)
+            mapped = self._signatures_read(buffers, flag_rows)
+        except RuntimeError:  # an open that raises rather than handing back fresh memory
+            mapped = False
+        self._agree_mapped(mapped)
+        self._exchange = Exchange(self.group.rank(), buffers, flag_rows, self.device)
+        # Loads the kernels now rather than inside a graph capture, and checks that every rank is reachable.
+        self._exchange.average_(torch.zeros(1, device=self.device))
+
+    def _allocate(self, capacity: int, world_size: int) -> tuple:
+        """This rank's buffer and flags, signed for the peers to read through their mappings: the buffer's first
+        float (the first average overwrites it) and this rank's own slot of its flags (no barrier uses it)."""
         rank = self.group.rank()
         with wp.ScopedMempool(self._wp_device, False):  # IPC needs CUDA's plain allocator
             buffer = wp.zeros(capacity, dtype=wp.float32, device=self._wp_device)
             flags = wp.zeros(world_size, dtype=wp.int32, device=self._wp_device)
-        # A signature for the peers to read through their mappings (on Warp's stream, after the zeros): the buffer's
-        # first float (the first average overwrites it) and this rank's own slot of its flags (no barrier uses it).
-        buffer[:1].fill_(rank + 1)
+        buffer[:1].fill_(rank + 1)  # on Warp's stream, after the zeros
         flags[rank : rank + 1].fill_(rank + 1)
-        torch.cuda.synchronize(self.device)  # the whole device: written before any peer can look
-        self._own = buffer, flags
-        buffers = self._open_everyones(buffer, wp.float32, capacity)
-        flag_rows = self._open_everyones(flags, wp.int32, world_size)
-        self._check_mapped(buffers, flag_rows)
-        self._exchange = Exchange(rank, buffers, flag_rows, self.device)
-        # Loads the kernels now rather than inside a graph capture, and checks that every rank is reachable.
-        self._exchange.average_(torch.zeros(1, device=self.device))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # the whole device: written before any peer can look
+        return buffer, flags
 
-    def _open_everyones(self, own, dtype, length: int) -> list:
-        """Every rank's array as this process sees it: its own, and the others' opened from their IPC handles."""
-        handle = torch.frombuffer(bytearray(own.ipc_handle()), dtype=torch.uint8)
-        handles = [torch.empty_like(handle) for _ in range(self.group.size())]
-        dist.all_gather(handles, handle, group=self.group)
-        rank = self.group.rank()
+    def _all_gather(self, handle: bytes) -> list:
+        own = torch.frombuffer(bytearray(handle), dtype=torch.uint8)
+        handles = [torch.empty_like(own) for _ in range(self.group.size())]
+        dist.all_gather(handles, own, group=self.group)
+        return [h.numpy().tobytes() for h in handles]
+
+    def _open_everyones(self, handles: list, index: int, dtype, length: int) -> list:
+        """Every rank's array `index` (0: buffer, 1: flags) as this process sees it: its own, and the others' opened
+        from their IPC handles."""
+        rank, start = self.group.rank(), 1 + index * HANDLE_BYTES
         return [
-            own if r == rank else wp.from_ipc_handle(h.numpy().tobytes(), dtype, (length,), device=self._wp_device)
+            self._own[index]
+            if r == rank
+            else wp.from_ipc_handle(h[start : start + HANDLE_BYTES], dtype, (length,), device=self._wp_device)
             for r, h in enumerate(handles)
         ]
 
-    def _check_mapped(self, buffers: list, flag_rows: list) -> None:
-        """Read every rank's signature through this process's mappings, and agree with the others before any rank
-        waits on a peer's flags. Where CUDA IPC cannot open a peer's memory, Warp hands back a fresh array of this
-        process's own rather than an error; without this check the first barrier would then spin forever."""
+    @staticmethod
+    def _signatures_read(buffers: list, flag_rows: list) -> bool:
+        """Whether every rank's signature reads right through this process's mappings. Where CUDA IPC cannot open a
+        peer's memory, Warp hands back a fresh array of this process's own rather than an error; without this check
+        the first barrier would then spin forever."""
         signatures = torch.stack([wp.to_torch(b)[0] for b in buffers]).cpu()
         slots = torch.stack([wp.to_torch(f)[r].float() for r, f in enumerate(flag_rows)]).cpu()
         expected = torch.arange(1, len(buffers) + 1, dtype=torch.float32)
-        mapped = torch.tensor([torch.equal(signatures, expected) and torch.equal(slots, expected)], dtype=torch.int32)
-        dist.all_reduce(mapped, op=dist.ReduceOp.MIN, group=self.group)
-        if not mapped.item():
+        return torch.equal(signatures, expected) and torch.equal(slots, expected)
+
+    def _agree_mapped(self, mapped: bool) -> None:
+        """Agree with the other ranks before any rank waits on a peer's flags."""
+        everyone = torch.tensor([mapped], dtype=torch.int32)
+        dist.all_reduce(everyone, op=dist.ReduceOp.MIN, group=self.group)
+        if not everyone.item():
             raise RuntimeError("CUDA IPC could not map every rank's GPU memory into every other rank")
 
 

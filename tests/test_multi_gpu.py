@@ -113,17 +113,19 @@ def test_memory_that_cuda_ipc_did_not_map_is_found_before_any_rank_waits_on_it()
             flags[signature - 1 : signature].fill_(signature)
         return buffer, flags
 
-    check = ipc_all_reduce.IpcAllReduce.__new__(ipc_all_reduce.IpcAllReduce)  # its check alone: no GPU to map
+    read = ipc_all_reduce.IpcAllReduce._signatures_read
+    (own, own_flags), (peer, peer_flags) = rank_memory(1), rank_memory(2)
+    assert read([own, peer], [own_flags, peer_flags])
+    unmapped, unmapped_flags = rank_memory(0)
+    assert not read([own, unmapped], [own_flags, unmapped_flags])
+    assert not read([own, peer], [own_flags, unmapped_flags])
+    agreement = ipc_all_reduce.IpcAllReduce.__new__(ipc_all_reduce.IpcAllReduce)  # its agreement alone
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
-        check.group = dist.group.WORLD
-        (own, own_flags), (peer, peer_flags) = rank_memory(1), rank_memory(2)
-        check._check_mapped([own, peer], [own_flags, peer_flags])
-        unmapped, unmapped_flags = rank_memory(0)
+        agreement.group = dist.group.WORLD
+        agreement._agree_mapped(True)
         with pytest.raises(RuntimeError, match="could not map every rank's GPU memory"):
-            check._check_mapped([own, unmapped], [own_flags, unmapped_flags])
-        with pytest.raises(RuntimeError, match="could not map every rank's GPU memory"):
-            check._check_mapped([own, peer], [own_flags, unmapped_flags])
+            agreement._agree_mapped(False)
     finally:
         dist.destroy_process_group()
 
@@ -133,6 +135,19 @@ def test_an_unknown_all_reduce_is_refused_before_joining_the_ranks(monkeypatch):
     with pytest.raises(UserError, match="HARNESS_ALL_REDUCE=mpi is not one of auto, nccl"):
         distributed.init_process_group("cpu")
     assert not distributed.active()
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_rank_whose_ipc_set_up_fails_takes_every_rank_to_nccl_together(tmp_path, failing):
+    """One rank cannot share its memory (tests/ipc_ranks.py: a real CPU refusal), the other could: both must fall
+    back to NCCL, and their next collective must still pair up (had the failing rank skipped the set-up's collectives,
+    gloo would pair different collectives of the two ranks and hang or fail)."""
+    script = str(ROOT / "tests" / "ipc_ranks.py")
+    result = torchrun("--standalone", "--nproc_per_node=2", script, str(failing), cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for rank in range(2):
+        assert f"rank {rank}: NCCL, ranks sum to 1" in result.stdout
+    assert f"rank {failing}: the GPUs cannot share memory (IPC requires a CUDA device)" in result.stdout
 
 
 @pytest.mark.skipif("LOCAL_RANK" in os.environ, reason="needs a shell that torchrun did not start")
