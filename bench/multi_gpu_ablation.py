@@ -15,7 +15,8 @@ nccl-comm-destroyed (NCCL's own communicator of one rank through harness.nccl, k
 nccl-comm-late (one made and destroyed at the start of the third epoch, after the training's kernels and CUDA
 graphs exist), symm-alloc (a 4 MiB buffer of PyTorch's symmetric memory, allocated through CUDA's virtual memory
 API, kept; the all-reduce before harness.ipc_all_reduce used it), ipc (a cudaMalloc buffer exported by legacy CUDA
-IPC), nvml (NVIDIA's management library initialised); warp+STEP initialises Warp before STEP.
+IPC), nvml (NVIDIA's management library initialised), peer (GPU 0 given access to GPU 1's memory, CUDA peer access,
+which opening a peer's IPC handle also turns on; needs two GPUs); warp+STEP initialises Warp before STEP.
 A diagnostic, not a benchmark: compare the env steps/s of the progress lines with plain `python train.py` on the
 same machine, as in bench/results/2026-11-25-multi-gpu-overhead-H100x2.md.
 """
@@ -81,6 +82,8 @@ def before_training(step: str) -> None:
             comm.close()
         else:
             KEEP.append(comm)
+    if step == "peer":
+        enable_peer_access(0, 1)
     gpu_memory_before_training(step)
     if step == "nccl-comm-late":
         from harness.rl.update import SyncFreeUpdate
@@ -114,6 +117,21 @@ def gpu_memory_before_training(step: str) -> None:
         nvml = ctypes.CDLL("libnvidia-ml.so.1")
         assert nvml.nvmlInit_v2() == 0
         KEEP.append(nvml)
+
+
+def enable_peer_access(device: int, peer: int) -> None:
+    """CUDA's driver API, as cudaIpcOpenMemHandle does for the harness's IPC all-reduce, without any IPC."""
+    import ctypes
+
+    import torch
+
+    torch.empty(1, device=f"cuda:{peer}")  # the peer's primary context exists
+    torch.cuda.set_device(device)
+    torch.empty(1, device=f"cuda:{device}")  # and this device's is current
+    cuda, peer_context = ctypes.CDLL("libcuda.so.1"), ctypes.c_void_p()
+    assert cuda.cuDevicePrimaryCtxRetain(ctypes.byref(peer_context), peer) == 0
+    assert cuda.cuCtxEnablePeerAccess(peer_context, 0) == 0
+    print(f"peer access from cuda:{device} to cuda:{peer} enabled", flush=True)
 
 
 def one_rank_communicator():
