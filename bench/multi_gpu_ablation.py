@@ -5,8 +5,9 @@
     PRE=nccl-destroyed torchrun ... bench/multi_gpu_ablation.py task=Ant num_envs=16384    # no multi_gpu
 
 ABLATE (comma-separated) turns off parts of harness.distributed for the run: grad (the gradient all-reduce),
-avg (every all-reduce), norm (pooling the normalizers), agree (rank 0's stop decision), gloo (no IPC all-reduce or
-NCCL communicator: the gloo group carries the GPUs' collectives too).
+avg (every all-reduce), norm (pooling the normalizers), agree (rank 0's stop decision; the other ranks then stop
+after max_iterations epochs), gloo (no IPC all-reduce or NCCL communicator: the gloo group carries the GPUs'
+collectives too).
 PRE does something before train.py starts:
 setdev (torch.cuda.set_device), nccl (a torch.distributed NCCL process group, eagerly connected), nccl-lazy (one
 never used), nccl-destroyed (one created and destroyed at once, so training runs the plain single-GPU path),
@@ -21,6 +22,7 @@ A diagnostic, not a benchmark: compare the env steps/s of the progress lines wit
 same machine, as in bench/results/2026-11-25-multi-gpu-overhead-H100x2.md.
 """
 
+import itertools
 import os
 import runpy
 import sys
@@ -39,8 +41,9 @@ def ablate(parts: set) -> None:
         distributed.average_ = lambda tensor: tensor
     if "norm" in parts:
         distributed.average_normalizers_ = lambda model: None
-    if "agree" in parts:
-        distributed.agree = lambda *values: list(values)
+    if "agree" in parts:  # each rank decides alone: rank 0 as in training, the others (which never log) by count
+        limit, epochs = max_iterations(sys.argv), itertools.count(1)
+        distributed.agree = lambda finished, *rest: [int(finished or next(epochs) >= limit), *rest]
     if "gloo" in parts:
         import torch
         import torch.distributed as dist
@@ -50,6 +53,13 @@ def ablate(parts: set) -> None:
             dist.init_process_group("gloo")
 
         distributed.init_process_group = gloo_only
+
+
+def max_iterations(argv: list) -> int:
+    values = [arg.split("=", 1)[1] for arg in argv if arg.startswith("max_iterations=")]
+    if not values or not values[-1].isdigit():
+        sys.exit("ABLATE=agree needs max_iterations=N: ranks other than 0 stop after that many epochs")
+    return int(values[-1])
 
 
 KEEP = []  # what PRE made that must live as long as the training

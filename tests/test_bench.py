@@ -49,3 +49,19 @@ def test_a_time_to_reward_sweep_cut_short_keeps_the_seeds_that_finished(tmp_path
     (recorded,) = tmp_path.glob("*-Cartpole-time-to-reward-*.json")
     (run,) = json.loads(recorded.read_text())["runs"]
     assert run["seed"] == 1 and run["curve"][-1]["epoch"] == 4
+
+
+def test_ranks_that_do_not_agree_on_stopping_each_stop_at_max_iterations(tmp_path):
+    """bench/multi_gpu_ablation.py with rank 0's stop decision switched off: rank 1 must still end (it trained on
+    until a device call's time limit before), and rank 0 logs every epoch."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command += [str(ROOT / "bench" / "multi_gpu_ablation.py"), "task=Cartpole", "num_envs=8", "max_iterations=3"]
+    command += [*CPU, "headless=True", "multi_gpu=True"]
+    env = {**os.environ, "ABLATE": "grad,avg,norm,agree"}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [line.split("|")[0].split()[1] for line in result.stdout.splitlines() if line.startswith("epoch")] == [
+        "1/3",
+        "2/3",
+        "3/3",
+    ]
