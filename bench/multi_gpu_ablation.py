@@ -18,6 +18,10 @@ graphs exist), symm-alloc (a 4 MiB buffer of PyTorch's symmetric memory, allocat
 API, kept; the all-reduce before harness.ipc_all_reduce used it), ipc (a cudaMalloc buffer exported by legacy CUDA
 IPC), nvml (NVIDIA's management library initialised), peer (GPU 0 given access to GPU 1's memory, CUDA peer access,
 which opening a peer's IPC handle also turns on; needs two GPUs); warp+STEP initialises Warp before STEP.
+SHARE (two ranks on GPUs, with ABLATE=grad,avg,norm,agree so that nothing is exchanged) changes what the ranks
+share once their group is up: unmap (the IPC all-reduce made, then closed before training), import0 or import1
+(with gloo in ABLATE: only rank 0, or only rank 1, maps the other's 4 MiB cudaMalloc buffer through CUDA IPC).
+Rank 0's progress line is what is read: import0 shows the importer's speed, import1 the exporter's.
 A diagnostic, not a benchmark: compare the env steps/s of the progress lines with plain `python train.py` on the
 same machine, as in bench/results/2026-11-25-multi-gpu-overhead-H100x2.md.
 """
@@ -53,6 +57,42 @@ def ablate(parts: set) -> None:
             dist.init_process_group("gloo")
 
         distributed.init_process_group = gloo_only
+
+
+def share_after_group(step: str) -> None:
+    init = distributed.init_process_group
+
+    def init_then_share(device) -> None:
+        init(device)
+        if step == "unmap":
+            distributed._gpus.comm.close()
+            distributed._gpus.comm = None
+        elif step in ("import0", "import1"):
+            KEEP.append(one_way_ipc(importer=int(step[-1])))
+        else:
+            sys.exit(f"SHARE={step} is not one of unmap, import0, import1")
+        print(f"SHARE={step} done on rank {distributed.rank()}", flush=True)
+
+    distributed.init_process_group = init_then_share
+
+
+def one_way_ipc(importer: int) -> tuple:
+    """Every rank exports a plain cudaMalloc buffer; only `importer` maps another rank's (the next one's)."""
+    import torch
+    import torch.distributed as dist
+    import warp as wp
+
+    wp.init()
+    device = wp.device_from_torch(torch.device("cuda", torch.cuda.current_device()))
+    with wp.ScopedMempool(device, False):
+        own = wp.zeros(1 << 20, dtype=wp.float32, device=device)
+    handles = [None] * dist.get_world_size()
+    dist.all_gather_object(handles, own.ipc_handle())
+    rank = dist.get_rank()
+    if rank != importer:
+        return (own,)
+    peer = handles[(rank + 1) % len(handles)]
+    return own, wp.from_ipc_handle(peer, wp.float32, (1 << 20,), device=device)
 
 
 def max_iterations(argv: list) -> int:
@@ -155,6 +195,8 @@ def one_rank_communicator():
 
 if __name__ == "__main__":
     ablate(set(filter(None, os.environ.get("ABLATE", "").split(","))))
+    if os.environ.get("SHARE"):
+        share_after_group(os.environ["SHARE"])
     if os.environ.get("PRE"):
         before_training(os.environ["PRE"])
     sys.argv[0] = str(ROOT / "train.py")
