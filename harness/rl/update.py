@@ -61,20 +61,7 @@ class SyncFreeUpdate:
         self.algo_observer.after_steps()
         stats, kls = [], []
         for mini_epoch in range(self.mini_epochs_num):
-            epoch_kls = []
-            for i in range(len(self.dataset)):
-                stats.append(self._train_minibatch(self.dataset[i]))
-                epoch_kls.append(stats[-1].kl)
-                if self.schedule_type == "legacy" and not self._adaptive_lr():
-                    self._host_schedule(stats[-1].kl)
-            kl = torch_ext.mean_list(epoch_kls)
-            if self.schedule_type == "standard":  # (legacy: each minibatch's KL was averaged over ranks already)
-                distributed.average_(kl)
-            if self.schedule_type == "standard" and self._adaptive_lr():
-                self._device_schedule(kl)
-            elif self.schedule_type == "standard":
-                self._host_schedule(kl)
-            kls.append(kl)
+            kls.append(self._train_mini_epoch(stats))
             self.diagnostics.mini_epoch(self, mini_epoch)
             if self.normalize_input:
                 self.model.running_mean_std.eval()
@@ -100,6 +87,24 @@ class SyncFreeUpdate:
             last_used_lr,
             1.0,
         )
+
+    def _train_mini_epoch(self, stats: list) -> torch.Tensor:
+        """One pass over the dataset's minibatches, each one's stats appended to `stats`; returns the pass's mean KL
+        (averaged over ranks), to which the standard schedule has adapted the learning rate."""
+        kls = []
+        for i in range(len(self.dataset)):
+            stats.append(self._train_minibatch(self.dataset[i]))
+            kls.append(stats[-1].kl)
+            if self.schedule_type == "legacy" and not self._adaptive_lr():
+                self._host_schedule(stats[-1].kl)
+        kl = torch_ext.mean_list(kls)
+        if self.schedule_type == "standard":  # (legacy: each minibatch's KL was averaged over ranks already)
+            distributed.average_(kl)
+            if self._adaptive_lr():
+                self._device_schedule(kl)
+            else:
+                self._host_schedule(kl)
+        return kl
 
     def _train_minibatch(self, minibatch: dict) -> MinibatchStats:
         """One PPO step on a minibatch."""
