@@ -80,33 +80,20 @@ def profiled_steps(profile: Path) -> dict[str, float]:
     return steps
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="Ant")
-    parser.add_argument("--num-envs", type=int, default=4096)
-    parser.add_argument("--runs", type=int, default=3, help="timed runs of each command (after the cold one)")
-    parser.add_argument("--device", default="cuda:0")
-    parser.add_argument("--override", nargs="+", action="extend", default=[], help="extra Hydra overrides")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    args = parser.parse_args()
-    overrides = [
-        f"task={args.task}",
-        f"num_envs={args.num_envs}",
-        "max_iterations=1",
-        "headless=True",
-        f"sim_device={args.device}",
-        f"rl_device={args.device}",
-        *args.override,
-    ]
+def measure(overrides: list[str], runs: int) -> dict:
+    """The timed commands and the breakdowns, in a temporary folder (each run its own experiment: nothing
+    overwritten)."""
     train = [str(ROOT / "train.py"), *overrides]
     with tempfile.TemporaryDirectory() as workdir:
         run = itertools.count()
-        first_epoch = lambda *flags: timed_command(  # noqa: E731 - each run its own experiment, nothing overwritten
-            [sys.executable, *flags, *train, f"experiment=startup_{next(run)}"], workdir, until="epoch "
-        )
+
+        def first_epoch(*flags: str) -> float:
+            command = [sys.executable, *flags, *train, f"experiment=startup_{next(run)}"]
+            return timed_command(command, workdir, until="epoch ")
+
         cold = first_epoch()
-        torch_s = [timed_command([sys.executable, "-c", "import torch"], workdir) for _ in range(args.runs)]
-        warm = [first_epoch() for _ in range(args.runs)]
+        torch_s = [timed_command([sys.executable, "-c", "import torch"], workdir) for _ in range(runs)]
+        warm = [first_epoch() for _ in range(runs)]
         profile = Path(workdir) / "startup.prof"
         first_epoch("-m", "cProfile", "-o", str(profile))
         imports = subprocess.run(
@@ -116,31 +103,47 @@ def main() -> None:
             text=True,
             check=True,
         ).stderr
-        steps = profiled_steps(profile)
-    env = environment(args.device)
-    result = {
-        "task": args.task,
-        **env,
-        "num_envs": args.num_envs,
-        "command": " ".join(["python", "bench/startup.py", *sys.argv[1:]]),
-        "first_epoch_line_cold_s": cold,
-        "first_epoch_line_s": warm,
-        "import_torch_s": torch_s,
-        "after_torch_s": statistics.median(warm) - statistics.median(torch_s),
-        "imports_s": import_times(imports),
-        "profiled_steps_s": steps,
-    }
-    print(f"\n{args.task}, {args.num_envs} envs on {env['device']} ({env['date']}): start-up, seconds")
+        return {
+            "first_epoch_line_cold_s": cold,
+            "first_epoch_line_s": warm,
+            "import_torch_s": torch_s,
+            "after_torch_s": statistics.median(warm) - statistics.median(torch_s),
+            "imports_s": import_times(imports),
+            "profiled_steps_s": profiled_steps(profile),
+        }
+
+
+def report(result: dict) -> None:
+    print(f"\n{result['task']}, {result['num_envs']} envs on {result['device']} ({result['date']}): start-up, seconds")
+    warm, cold = result["first_epoch_line_s"], result["first_epoch_line_cold_s"]
     runs = ", ".join(f"{t:.2f}" for t in warm)
     print(f"  command to first epoch line   {statistics.median(warm):6.2f}  (runs {runs}; first {cold:.2f}: compiles?)")
-    print(f"  python -c 'import torch'      {statistics.median(torch_s):6.2f}")
+    print(f"  python -c 'import torch'      {statistics.median(result['import_torch_s']):6.2f}")
     print(f"  the difference                {result['after_torch_s']:6.2f}  (issue 17's bar: 3 s)")
     print("  imports, by package (-X importtime, one run; each module's own time):")
     for package, seconds in result["imports_s"].items():
         print(f"    {package:<27} {seconds:6.2f}")
     print("  steps after the imports (cProfile, one run; the profiler slows Python):")
-    for name, seconds in steps.items():
+    for name, seconds in result["profiled_steps_s"].items():
         print(f"    {name:<46} {seconds:6.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="Ant")
+    parser.add_argument("--num-envs", type=int, default=4096)
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each command (after the cold one)")
+    parser.add_argument("--device", default="cuda:0")
+    parser.add_argument("--override", nargs="+", action="extend", default=[], help="extra Hydra overrides")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    overrides = [f"task={args.task}", f"num_envs={args.num_envs}", "max_iterations=1", "headless=True"]
+    overrides += [f"sim_device={args.device}", f"rl_device={args.device}", *args.override]
+    env = environment(args.device)
+    command = " ".join(["python", "bench/startup.py", *sys.argv[1:]])
+    result = {"task": args.task, **env, "num_envs": args.num_envs, "command": command}
+    result.update(measure(overrides, args.runs))
+    report(result)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = env["date"][:16].replace(":", "")
     (args.out / f"{stamp}-{args.task}-startup-{env['device'].replace(' ', '_')}.json").write_text(

@@ -65,3 +65,20 @@ def test_ranks_that_do_not_agree_on_stopping_each_stop_at_max_iterations(tmp_pat
         "2/3",
         "3/3",
     ]
+
+
+def test_startup_reports_the_first_epoch_line_against_import_torch_with_its_breakdown(tmp_path):
+    result = run_script(
+        "bench/startup.py",
+        *("--task", "Cartpole", "--num-envs", "8", "--runs", "1", "--device", "cpu", "--out", str(tmp_path)),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (recorded,) = tmp_path.glob("*-Cartpole-startup-*.json")
+    startup = json.loads(recorded.read_text())
+    (warm,), (torch_alone,) = startup["first_epoch_line_s"], startup["import_torch_s"]
+    assert 0 < torch_alone < warm and startup["after_torch_s"] == warm - torch_alone
+    assert {"torch", "warp", "mujoco_warp", "harness"} <= set(startup["imports_s"])
+    assert startup["profiled_steps_s"]["  the env (model, worlds, kernels loaded)"] > 0
+    assert "the first epoch" in startup["profiled_steps_s"]
+    assert "(issue 17's bar: 3 s)" in result.stdout
