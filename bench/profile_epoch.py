@@ -34,30 +34,47 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-
-    import torch
-    from hydra import compose, initialize_config_dir
-    from torch.profiler import ProfilerActivity, profile, schedule
-
     from harness import distributed
-    from harness.config import prepare_config
-    from harness.resolvers import register_resolvers
-    from harness.rl.progress import ProgressObserver
-    from harness.rl.trainer import build_trainer, rl_games_params
 
-    register_resolvers()
-    overrides = [f"task={args.task}", f"num_envs={args.num_envs}", f"max_iterations={args.warmup + args.epochs}"]
-    overrides += [f"sim_device={args.device}", f"rl_device={args.device}", f"multi_gpu={args.multi_gpu}"]
-    cuda = args.device.startswith("cuda")
-    with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
-        cfg = prepare_config(compose("config", overrides=[*overrides, "headless=True", "experiment=profile"]))
+    cfg = training_config(args)
     if cfg.multi_gpu:
         distributed.init_process_group(cfg.rl_device)
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out.resolve()
-    os.chdir(tempfile.mkdtemp())  # the run folder goes here, not into the repo
+    with tempfile.TemporaryDirectory() as workdir:
+        os.chdir(workdir)  # the run folder goes here, not into the repo, and is deleted after
+        profiler, epoch_ends = profile_training(cfg, args)
+        os.chdir(out)
+    reporting = distributed.rank() == 0
+    distributed.close_process_group()
+    if reporting:
+        stem = f"profile-{args.task}-{args.num_envs}" + "-multi-gpu" * args.multi_gpu
+        report(profiler, epoch_ends, args, out / stem)
 
-    epoch_ends: list[float] = []
+
+def training_config(args: argparse.Namespace):
+    from hydra import compose, initialize_config_dir
+
+    from harness.config import prepare_config
+    from harness.resolvers import register_resolvers
+
+    register_resolvers()
+    overrides = [f"task={args.task}", f"num_envs={args.num_envs}", f"max_iterations={args.warmup + args.epochs}"]
+    overrides += [f"sim_device={args.device}", f"rl_device={args.device}", f"multi_gpu={args.multi_gpu}"]
+    with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
+        return prepare_config(compose("config", overrides=[*overrides, "headless=True", "experiment=profile"]))
+
+
+def profile_training(cfg, args: argparse.Namespace) -> tuple:
+    """Train under torch.profiler, which records the epochs after the warm-up; also each epoch's end (host clock,
+    after a device sync)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    from harness.rl.progress import ProgressObserver
+    from harness.rl.trainer import build_trainer, rl_games_params
+
+    cuda, epoch_ends = args.device.startswith("cuda"), []
     profiler = profile(
         activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])],
         schedule=schedule(wait=args.warmup - 1, warmup=1, active=args.epochs),
@@ -74,11 +91,14 @@ def main() -> None:
     runner = build_trainer(cfg, rl_games_params(cfg, "profile"), [EpochProfiler()])
     with profiler:
         runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
-    reporting = distributed.rank() == 0
-    distributed.close_process_group()
-    if not reporting:
-        return
+    return profiler, epoch_ends
 
+
+def report(profiler, epoch_ends: list, args: argparse.Namespace, stem: Path) -> None:
+    """Print and write the epoch's wall-clock and GPU time and the heaviest kernels; the Chrome trace beside them."""
+    import torch
+
+    cuda = args.device.startswith("cuda")
     profiled = epoch_ends[args.warmup - 1 : args.warmup + args.epochs]  # from the end of the last unprofiled epoch
     wall_ms = 1000 * (profiled[-1] - profiled[0]) / (len(profiled) - 1)
     events = profiler.key_averages()
@@ -93,9 +113,8 @@ def main() -> None:
     )
     print(table)
     print(summary)
-    stem = f"profile-{args.task}-{args.num_envs}" + ("-multi-gpu" if cfg.multi_gpu else "")
-    (out / f"{stem}.txt").write_text(summary + "\n\n" + table + "\n")
-    profiler.export_chrome_trace(str(out / f"{stem}.json"))
+    stem.with_suffix(".txt").write_text(summary + "\n\n" + table + "\n")
+    profiler.export_chrome_trace(str(stem.with_suffix(".json")))
 
 
 if __name__ == "__main__":
