@@ -162,13 +162,15 @@ class IpcAllReduce:
         capacity, world_size = max(capacity, MIN_CAPACITY), self.group.size()
         try:
             self._own = self._allocate(capacity, world_size)
-            handle, own_error = b"\x01" + b"".join(array.ipc_handle() for array in self._own), None
+            handle, own_error = b"\x01" + b"".join(array.ipc_handle() for array in self._own), ""
         except RuntimeError as error:
-            self._own, handle, own_error = None, bytes(1 + 2 * HANDLE_BYTES), error
+            # Its message, not the exception: one kept in this frame, whose traceback holds the frame, would keep
+            # this object and its process group alive until the interpreter's exit, which then aborts.
+            self._own, handle, own_error = None, bytes(1 + 2 * HANDLE_BYTES), str(error)
         handles = self._all_gather(handle)
         failed = [r for r, h in enumerate(handles) if not h[0]]
-        if own_error is not None:
-            raise own_error
+        if own_error:
+            raise RuntimeError(own_error)
         if failed:
             raise RuntimeError(f"rank(s) {failed} could not share their GPU memory through CUDA IPC")
         try:
