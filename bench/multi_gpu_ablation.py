@@ -65,6 +65,8 @@ def share_after_group(step: str) -> None:
     def init_then_share(device) -> None:
         init(device)
         if step == "unmap":
+            if type(distributed._gpus.comm).__name__ != "IpcAllReduce":
+                sys.exit("SHARE=unmap needs the IPC all-reduce: ranks on GPUs of one machine, gloo not in ABLATE")
             distributed._gpus.comm.close()
             distributed._gpus.comm = None
         elif step in ("import0", "import1"):
