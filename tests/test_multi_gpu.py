@@ -143,7 +143,9 @@ def test_a_rank_whose_ipc_set_up_fails_takes_every_rank_to_nccl_together(tmp_pat
     back to NCCL, and their next collective must still pair up (had the failing rank skipped the set-up's collectives,
     gloo would pair different collectives of the two ranks and hang or fail)."""
     script = str(ROOT / "tests" / "ipc_ranks.py")
-    result = torchrun("--standalone", "--nproc_per_node=2", script, str(failing), cwd=tmp_path, timeout=240)
+    cpu_only = {"CUDA_VISIBLE_DEVICES": ""}  # the same on any machine, whatever GPUs it has (peers or not)
+    launch = ("--standalone", "--nproc_per_node=2", script, str(failing))
+    result = torchrun(*launch, cwd=tmp_path, timeout=240, env=cpu_only)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for rank in range(2):
         assert f"rank {rank}: NCCL, ranks sum to 1" in result.stdout
