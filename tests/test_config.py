@@ -126,13 +126,10 @@ def test_a_num_envs_beyond_the_devices_free_memory_is_refused_with_the_estimate(
 
 
 def test_every_task_has_its_measured_memory_per_env_so_gpu_runs_are_checked():
-    import importlib
+    from harness.tasks import TASKS, registered_class
 
-    from harness.tasks import TASKS
-
-    for name, where in TASKS.items():
-        module_name, class_name = where.split(":")
-        assert getattr(importlib.import_module(module_name), class_name).gpu_bytes_per_env > 0, name
+    for name in TASKS:
+        assert registered_class(name).gpu_bytes_per_env > 0, name
 
 
 @pytest.mark.parametrize("key", ["capture_video_freq", "capture_video_len"])

@@ -33,13 +33,18 @@ def make_mjwarp_env(cfg):
     return task
 
 
-def make_task(task_cfg: dict, sim_device: str, rl_device: str):
-    """Build the task named by `task_cfg['name']` with MuJoCo Warp physics."""
-    name = task_cfg["name"]
+def registered_class(name: str) -> type:
+    """The task class TASKS names, its module imported now."""
     if name not in TASKS:
         raise UserError(f"task={name} has no MuJoCo Warp implementation; available: {', '.join(sorted(TASKS))}")
     module_name, class_name = TASKS[name].split(":")
-    task_class = getattr(importlib.import_module(module_name), class_name)
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def make_task(task_cfg: dict, sim_device: str, rl_device: str):
+    """Build the task named by `task_cfg['name']` with MuJoCo Warp physics."""
+    name = task_cfg["name"]
+    task_class = registered_class(name)
     from harness.sim.mjwarp import USED_SIM_KEYS
 
     ignored = [f"env.{key}" for key in task_cfg["env"] if key not in task_class.used_env_keys]
