@@ -84,6 +84,19 @@ def run_script(
     )
 
 
+def torchrun(*args: str, cwd, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`torchrun ARGS` from `cwd`, in this environment plus `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
+    )
+
+
 def run_in_process(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run train.py or play.py as `python <script> ARGS` from `cwd` would, but in this process: the script's own
     module from the command line on (Hydra's parsing, the one-line errors, the exit code), with its output captured,

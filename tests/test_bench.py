@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 
-from conftest import CPU, ROOT, run_script
+from conftest import CPU, ROOT, run_script, torchrun
 
 
 def test_scaling_alternates_rounds_and_reports_medians_with_the_spread(tmp_path):
@@ -54,11 +54,9 @@ def test_a_time_to_reward_sweep_cut_short_keeps_the_seeds_that_finished(tmp_path
 def test_ranks_that_do_not_agree_on_stopping_each_stop_at_max_iterations(tmp_path):
     """bench/multi_gpu_ablation.py with rank 0's stop decision switched off: rank 1 must still end (it trained on
     until a device call's time limit before), and rank 0 logs every epoch."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    command += [str(ROOT / "bench" / "multi_gpu_ablation.py"), "task=Cartpole", "num_envs=8", "max_iterations=3"]
-    command += [*CPU, "headless=True", "multi_gpu=True"]
-    env = {**os.environ, "ABLATE": "grad,avg,norm,agree"}
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False)
+    script = (str(ROOT / "bench" / "multi_gpu_ablation.py"), "task=Cartpole", "num_envs=8", "max_iterations=3")
+    launch = ("--standalone", "--nproc_per_node=2", *script, *CPU, "headless=True", "multi_gpu=True")
+    result = torchrun(*launch, cwd=tmp_path, timeout=240, env={"ABLATE": "grad,avg,norm,agree"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert [line.split("|")[0].split()[1] for line in result.stdout.splitlines() if line.startswith("epoch")] == [
         "1/3",

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 import torch
-from conftest import CPU, ROOT, compose_config, make_cpu_agent, run_script
+from conftest import CPU, ROOT, compose_config, make_cpu_agent, run_script, torchrun
 from ranks import SMALL_ANT
 
 from harness import distributed, ipc_all_reduce
@@ -157,18 +157,6 @@ def test_train_multi_gpu_without_torchrun_is_a_clear_error(tmp_path):
     result = run_script("train.py", "multi_gpu=True", cwd=tmp_path)
     assert result.returncode != 0 and "multi_gpu=True needs torchrun's environment" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
-
-
-def torchrun(*args: str, cwd, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=None if env is None else {**os.environ, **env},
-    )
 
 
 def launch_ranks(out, *flags: str, env: dict | None = None, ranks: int = 2) -> dict:
