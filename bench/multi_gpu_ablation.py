@@ -22,6 +22,9 @@ SHARE (two ranks on GPUs, with ABLATE=grad,avg,norm,agree so that nothing is exc
 share once their group is up: unmap (the IPC all-reduce made, then closed before training), import0 or import1
 (with gloo in ABLATE: only rank 0, or only rank 1, maps the other's 4 MiB cudaMalloc buffer through CUDA IPC).
 Rank 0's progress line is what is read: import0 shows the importer's speed, import1 the exporter's.
+Smaller SHARE steps (with gloo in ABLATE; comma-separated, done in order on every rank): torch-ctx (torch makes the
+CUDA context), warp-init (wp.init()), warp-alloc (a 4 MiB buffer from Warp with the mempool off, kept),
+warp-export (that buffer's IPC handle taken), torch-export (a torch cudaMalloc buffer exported, no Warp).
 A diagnostic, not a benchmark: compare the env steps/s of the progress lines with plain `python train.py` on the
 same machine, as in bench/results/2026-11-25-multi-gpu-overhead-H100x2.md.
 """
@@ -64,18 +67,40 @@ def share_after_group(step: str) -> None:
 
     def init_then_share(device) -> None:
         init(device)
-        if step == "unmap":
-            if type(distributed._gpus.comm).__name__ != "IpcAllReduce":
-                sys.exit("SHARE=unmap needs the IPC all-reduce: ranks on GPUs of one machine, gloo not in ABLATE")
-            distributed._gpus.comm.close()
-            distributed._gpus.comm = None
-        elif step in ("import0", "import1"):
-            KEEP.append(one_way_ipc(importer=int(step[-1])))
-        else:
-            sys.exit(f"SHARE={step} is not one of unmap, import0, import1")
+        for each in step.split(","):
+            share_step(each)
         print(f"SHARE={step} done on rank {distributed.rank()}", flush=True)
 
     distributed.init_process_group = init_then_share
+
+
+def share_step(step: str) -> None:
+    import torch
+    import warp as wp
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    if step == "unmap":
+        if type(distributed._gpus.comm).__name__ != "IpcAllReduce":
+            sys.exit("SHARE=unmap needs the IPC all-reduce: ranks on GPUs of one machine, gloo not in ABLATE")
+        distributed._gpus.comm.close()
+        distributed._gpus.comm = None
+    elif step in ("import0", "import1"):
+        KEEP.append(one_way_ipc(importer=int(step[-1])))
+    elif step == "torch-ctx":
+        KEEP.append(torch.zeros(1, device=device))
+    elif step == "warp-init":
+        wp.init()
+    elif step == "warp-alloc":
+        wp.init()
+        with wp.ScopedMempool(wp.device_from_torch(device), False):
+            KEEP.append(wp.zeros(1 << 20, dtype=wp.float32, device=wp.device_from_torch(device)))
+    elif step == "warp-export":
+        KEEP.append(KEEP[-1].ipc_handle())
+    elif step == "torch-export":
+        KEEP.append(torch.empty(1 << 20, device=device))
+        KEEP[-1].untyped_storage()._share_cuda_()
+    else:
+        sys.exit(f"SHARE={step} is not one of unmap, import0, import1, torch-ctx, warp-init, warp-alloc, ...")
 
 
 def one_way_ipc(importer: int) -> tuple:
