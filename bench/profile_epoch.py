@@ -37,6 +37,7 @@ def main() -> None:
     from harness import distributed
 
     cfg = training_config(args)
+    args.device = str(cfg.rl_device)  # what training uses: the CPU where no GPU is found, a rank's own GPU
     if cfg.multi_gpu:
         distributed.init_process_group(cfg.rl_device)
     args.out.mkdir(parents=True, exist_ok=True)

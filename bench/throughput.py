@@ -209,6 +209,8 @@ def environment(device: str) -> dict:
     import torch
     import warp
 
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit(f"--device {device}: this machine has no CUDA GPU that torch can use; pass --device cpu")
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu"
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
