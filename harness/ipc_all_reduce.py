@@ -20,7 +20,7 @@ current stream with no host involvement, so it sits inside the update's CUDA gra
 
 `HostAllReduce` (HARNESS_ALL_REDUCE=host) runs the same exchange over pinned host memory that every rank maps (one
 file in /dev/shm), so that no process maps another GPU's memory: two ranks that do, even with nothing exchanged,
-train 5-9% slower than two that do not (bench/results/2026-11-26-what-in-the-IPC-set-up-costs-H100x2.md).
+train 5-10% slower than two that do not (bench/results/2026-11-26-what-in-the-IPC-set-up-costs-H100x2.md).
 """
 
 from __future__ import annotations
@@ -101,11 +101,11 @@ class Exchange:
         """Replace `tensor` by its mean over the ranks, in place, on torch's current stream (float64 tensors, rl_games'
         normalizer moments once an epoch, are averaged in float32)."""
         if tensor.device != self.device or tensor.dtype not in FLOATS or not tensor.is_contiguous():
-            raise ValueError(f"the IPC all-reduce needs a contiguous float tensor on {self.device}, got {tensor}")
+            raise ValueError(f"the all-reduce needs a contiguous float tensor on {self.device}, got {tensor}")
         flat = tensor.view(-1)
         work = flat if flat.dtype == torch.float32 else flat.to(torch.float32)
         if work.numel() > self.capacity:
-            raise ValueError(f"the IPC all-reduce's buffers hold {self.capacity} floats, not {work.numel()}")
+            raise ValueError(f"the all-reduce's buffers hold {self.capacity} floats, not {work.numel()}")
         count = work.numel()
         self._copy_in(work, self._buffers[self.rank][:count])
         self._barrier()
