@@ -123,7 +123,11 @@ def measure_training(cfg) -> dict:
     """End-to-end PPO env steps/s and where an epoch's time goes; medians of the epochs after two warm-up ones."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from harness.graph_checks import compare_policy_graph_with_eager, compare_update_graph_with_eager
+    from harness.graph_checks import (
+        compare_policy_graph_with_eager,
+        compare_rollout_graph_with_eager,
+        compare_update_graph_with_eager,
+    )
     from harness.rl.progress import ProgressObserver
     from harness.rl.trainer import build_trainer, rl_games_params
 
@@ -148,6 +152,8 @@ def measure_training(cfg) -> dict:
         result["update_graph_vs_eager_max_abs_diff"] = compare_update_graph_with_eager(agent)
     if agent._policy_graph is not None:
         result["policy_graph_vs_eager_max_abs_diff"] = compare_policy_graph_with_eager(agent)
+    if agent._rollout_graph is not None:
+        result["rollout_graph_vs_eager_max_abs_diff"] = compare_rollout_graph_with_eager(agent)
     result["policy_inference"] = measure_inference(agent)
     return result
 
@@ -248,6 +254,7 @@ def print_table(task: str, env: dict, rows: list[dict]) -> None:
             for name, key in (
                 ("env step", "graph_vs_eager_max_abs_diff"),
                 ("policy", "policy_graph_vs_eager_max_abs_diff"),
+                ("rollout", "rollout_graph_vs_eager_max_abs_diff"),
                 ("PPO minibatch step", "update_graph_vs_eager_max_abs_diff"),
             )
             if key in r

@@ -1,5 +1,5 @@
-"""How far each CUDA graph lands from the same work run eagerly: the env step, rl_games' action sampling and the
-PPO minibatch step. bench/throughput.py reports these figures; tests/test_graphs.py (GPU) asserts them.
+"""How far each CUDA graph lands from the same work run eagerly: the env step, rl_games' action sampling, the whole
+rollout and the PPO minibatch step. bench/throughput.py reports these figures; tests/test_graphs.py (GPU) asserts them.
 Each function restores the state it starts from before the second run, so both runs see the same inputs.
 """
 
@@ -58,6 +58,30 @@ def compare_update_graph_with_eager(agent) -> float:
         tensor.data.copy_(value)
     agent._train_minibatch(minibatch)  # replayed
     return max((p.detach() - e).abs().max().item() for p, e in zip(params, eager, strict=True))
+
+
+def compare_rollout_graph_with_eager(agent) -> float:
+    """Largest difference in what a rollout stores for the update (observations, actions, action means, values,
+    rewards) between the rollout's CUDA graph and the same rollout step by step, both from the same worlds,
+    episodes and random number generators (harness.rl.resume_state), so both draw the same samples."""
+    from harness.rl import resume_state
+
+    keys = ("obses", "actions", "mus", "values", "rewards")
+    agent.set_eval()
+    saved, graph, config = resume_state.capture(agent), agent._rollout_graph, agent.config
+    runs = []
+    for replayed in (True, False):
+        resume_state.restore(agent, saved)
+        if not replayed:  # step by step; the graph and the config are kept for after
+            agent._rollout_graph, agent.config = None, {**config, "capture_rollout": False}
+        try:
+            with torch.no_grad():
+                agent.play_steps()
+        finally:
+            agent._rollout_graph, agent.config = graph, config
+        runs.append({key: agent.experience_buffer.tensor_dict[key].clone() for key in keys})
+    replayed, eager = runs
+    return max((replayed[key] - eager[key]).abs().max().item() for key in keys)
 
 
 def compare_policy_graph_with_eager(agent) -> float:

@@ -16,6 +16,7 @@ from harness.config import prepare_config
 from harness.graph_checks import (
     compare_graph_with_eager,
     compare_policy_graph_with_eager,
+    compare_rollout_graph_with_eager,
     compare_update_graph_with_eager,
 )
 
@@ -43,6 +44,20 @@ def test_the_update_graph_lands_where_the_eager_minibatch_step_does(agent):
 def test_the_policy_graph_samples_as_rl_games_own_action_sampling(agent):
     assert agent._policy_graph is not None
     assert compare_policy_graph_with_eager(agent) < 1e-6
+
+
+def test_the_rollout_graph_lands_where_the_step_by_step_rollout_does(tmp_path, monkeypatch):
+    """Cartpole (no contacts): a rollout replayed from its graph against the same rollout step by step, from the
+    same worlds, episodes and random number generators."""
+    monkeypatch.chdir(tmp_path)
+    agent = make_agent("task=Cartpole", "num_envs=256", "capture_rollout=True", *GPU)
+    try:
+        for _ in range(3):
+            agent.train_epoch()
+        assert agent._rollout_graph is not None
+        assert compare_rollout_graph_with_eager(agent) < 1e-5
+    finally:
+        agent.release_graphs()
 
 
 def test_the_env_step_graph_lands_where_the_eager_step_does():

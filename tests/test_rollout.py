@@ -47,3 +47,53 @@ def test_action_sampling_matches_rl_games(tmp_path, monkeypatch):
     for key, value in theirs.items():
         assert (ours[key] is None and value is None) or torch.equal(ours[key], value), key
     assert ours["actions"].std() > 0.5, "sampled around the means, not the means"
+
+
+class Heard:
+    """An observer that keeps what it hears of each step."""
+
+    def __init__(self) -> None:
+        self.steps = []
+
+    def process_infos(self, infos: dict, dones) -> None:
+        self.steps.append((infos["time_outs"].clone(), infos["nonfinite_resets"].clone(), dones.clone()))
+
+
+def test_observers_hear_of_each_step_after_a_recorded_rollout_as_step_by_step(tmp_path, monkeypatch):
+    """The steps the rollout's CUDA graph records (observe=False: each step's infos kept on the device) and what the
+    observers hear of them after its replay (_tell_observers) equal what they hear step by step, in order; on the
+    CPU the same code runs, minus the graph."""
+    monkeypatch.chdir(tmp_path)
+    heard, batches = [], []
+    for observe in (True, False):
+        agent = make_cpu_agent("num_envs=8", "task.env.episodeLength=6", seed=3)
+        ear = Heard()
+        agent.algo_observer.observers.append(ear)
+        agent.set_eval()
+        records = agent._step_records()
+        sample = agent.get_action_values if observe else lambda obs, agent=agent: agent._sample_actions(obs["obs"])
+        with torch.no_grad():
+            agent._run_steps(records, sample, observe=observe)
+        if not observe:
+            agent._tell_observers(records)
+        heard.append(ear.steps)
+        batches.append({key: value.clone() for key, value in agent.experience_buffer.tensor_dict.items()})
+    step_by_step, recorded = heard
+    assert len(step_by_step) == len(recorded) == agent.horizon_length
+    for ours, theirs in zip(recorded, step_by_step, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+    assert any(time_outs.any() for time_outs, _, _ in recorded), "episodes of 6 steps time out within 16"
+    for key, value in batches[0].items():
+        assert torch.equal(batches[1][key], value), key
+
+
+def test_capture_rollout_reaches_the_agent_and_the_cpu_stays_step_by_step(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    agent = make_cpu_agent("num_envs=8", "capture_rollout=True")
+    assert agent.config["capture_rollout"] is True
+    agent.set_eval()
+    with torch.no_grad():
+        for _ in range(2):
+            agent.play_steps()
+    assert agent._rollout_graph is None and agent._eager_rollouts == 2
+    assert make_cpu_agent("num_envs=8").config["capture_rollout"] is False, "off unless asked for"

@@ -1,8 +1,9 @@
-"""rl_games' PPO rollout without a host sync at every env step."""
+"""rl_games' PPO rollout without a host sync at every env step, on CUDA replayed as one CUDA graph."""
 
 from __future__ import annotations
 
 import time
+import types
 
 import torch
 
@@ -24,10 +25,19 @@ class SyncFreeRollout:
     sample drawn without a host sync; on CUDA it is captured as a CUDA graph at its second call and
     replayed: dozens of small kernels at one launch. The graph reads the weights the optimizer updates in
     place, and the normalizers' statistics that graphs.keep_buffers_in_place keeps in place.
+
+    On CUDA, from the second rollout on, the whole rollout (every step's sampling, env step and storage) is one
+    CUDA graph, replayed once an epoch (with `capture_rollout=True`, which reaches here as params.config's key):
+    the host launches nothing per step. The observers then hear of each step after the replay, with that step's
+    recorded done mask and infos; where one must look at the simulator during each step (`reads_each_step`, the
+    training videos) or the env cannot join a capture (Isaac Gym's), the rollout stays step by step.
     """
 
     _policy_graph: torch.cuda.CUDAGraph | None = None
     _eager_policy_calls = 0
+    _rollout_graph: torch.cuda.CUDAGraph | None = None
+    _eager_rollouts = 0
+    _records = None
     _finished_episodes = None
     # An update that calls record_finished_episodes() itself, once its GPU work is queued, sets this.
     defer_episode_statistics = False
@@ -35,14 +45,41 @@ class SyncFreeRollout:
     def play_steps(self):
         if self.use_action_masks or self.has_central_value or self.is_rnn:
             return super().play_steps()
-        steps, device = self.horizon_length, self.ppo_device
-        finished = torch.zeros(steps, *self.current_lengths.shape, dtype=torch.bool, device=device)
-        returns = torch.zeros(steps, *self.current_rewards.shape, device=device)
-        shaped_returns = torch.zeros_like(returns)
-        lengths = torch.zeros(steps, *self.current_lengths.shape, device=device)
+        records = self._step_records()
+        if self._rollout_graph is None and self._captures_rollout():
+            self._capture_rollout(records)
+        if self._rollout_graph is not None:
+            step_time = self._replay_rollout(records)
+        else:
+            self._eager_rollouts += 1
+            step_time = self._run_steps(records, self.get_action_values, observe=True)
+        self._finished_episodes = self._gather_finished_episodes(
+            records.finished, records.returns, records.shaped_returns, records.lengths
+        )
+        if not self.defer_episode_statistics:
+            self.record_finished_episodes()
+        return self._batch_for_update(step_time)
+
+    def _step_records(self) -> types.SimpleNamespace:
+        """What each step of a rollout leaves for after it (episode ends and returns, the infos observers hear of),
+        in tensors kept for the whole run, which the rollout's graph writes."""
+        if self._records is None:
+            steps, device, envs = self.horizon_length, self.ppo_device, self.current_lengths.shape
+            self._records = types.SimpleNamespace(
+                finished=torch.zeros(steps, *envs, dtype=torch.bool, device=device),
+                returns=torch.zeros(steps, *self.current_rewards.shape, device=device),
+                shaped_returns=torch.zeros(steps, *self.current_rewards.shape, device=device),
+                lengths=torch.zeros(steps, *envs, device=device),
+                time_outs=torch.zeros(steps, *envs, dtype=torch.bool, device=device),
+                nonfinite_resets=torch.zeros(steps, dtype=torch.long, device=device),
+            )
+        return self._records
+
+    def _run_steps(self, records, sample, observe: bool) -> float:
+        """The rollout's steps, as rl_games' play_steps; the seconds spent in env steps (host clock)."""
         step_time = 0.0
-        for n in range(steps):
-            res_dict = self.get_action_values(self.obs)
+        for n in range(self.horizon_length):
+            res_dict = sample(self.obs)
             self.experience_buffer.update_data("obses", n, self.obs["obs"])
             self.experience_buffer.update_data("dones", n, self.dones)
             for key in self.update_list:
@@ -58,21 +95,64 @@ class SyncFreeRollout:
             self.current_rewards.add_(rewards)
             self.current_shaped_rewards.add_(shaped_rewards)
             self.current_lengths.add_(1)
-            finished[n], returns[n], shaped_returns[n], lengths[n] = (
+            records.finished[n], records.returns[n], records.shaped_returns[n], records.lengths[n] = (
                 self.dones,
                 self.current_rewards,
                 self.current_shaped_rewards,
                 self.current_lengths,
             )
-            self.algo_observer.process_infos(infos, self.dones)
+            if observe:
+                self.algo_observer.process_infos(infos, self.dones)
+            else:  # heard of after the graph's replay (_tell_observers)
+                records.time_outs[n] = infos["time_outs"]
+                records.nonfinite_resets[n] = infos["nonfinite_resets"]
             not_done = 1.0 - self.dones.float()
             self.current_rewards.mul_(not_done.unsqueeze(1))
             self.current_shaped_rewards.mul_(not_done.unsqueeze(1))
             self.current_lengths.mul_(not_done)
-        self._finished_episodes = self._gather_finished_episodes(finished, returns, shaped_returns, lengths)
-        if not self.defer_episode_statistics:
-            self.record_finished_episodes()
-        return self._batch_for_update(step_time)
+        return step_time
+
+    # --- the rollout as one CUDA graph ---------------------------------------------------------------------------
+
+    def _captures_rollout(self) -> bool:
+        """Whether to capture the rollout now: on CUDA, after one eager rollout (which loads every kernel and makes
+        the policy's and the env's own graphs), with this project's sampling and an env that joins a capture."""
+        env, observers = self.vec_env.env, getattr(self.algo_observer, "observers", [self.algo_observer])
+        return (
+            self.config.get("capture_rollout", False)
+            and torch.device(self.ppo_device).type == "cuda"
+            and self._eager_rollouts >= 1
+            and self._policy_graph is not None
+            and hasattr(env, "recorded_into_capture")
+            and not any(getattr(observer, "reads_each_step", False) for observer in observers)
+        )
+
+    def _capture_rollout(self, records) -> None:
+        """Record every step of a rollout into one graph, its first policy input read from `_rollout_obs`."""
+        self._rollout_obs = self.obs["obs"].clone()
+        self.obs = {"obs": self._rollout_obs}
+        graphs.keep_buffers_in_place(self.model)
+        graph = torch.cuda.CUDAGraph()
+        with graphs.capture(graph, self._rollout_obs.device), self.vec_env.env.recorded_into_capture():
+            self._run_steps(records, lambda obs: self._sample_actions(obs["obs"]), observe=False)
+        self._rollout_graph = graph
+
+    def _replay_rollout(self, records) -> float:
+        """One rollout by the graph; then the observers hear of each step, in order, as they would have."""
+        graphs.keep_buffers_in_place(self.model)  # the value normalizer's statistics change each epoch
+        self._rollout_obs.copy_(self.obs["obs"])
+        start = time.perf_counter()
+        self._rollout_graph.replay()
+        step_time = time.perf_counter() - start
+        # self.obs and self.dones are the env's buffers, which the capture left them as and the replay has filled
+        self._tell_observers(records)
+        return step_time
+
+    def _tell_observers(self, records) -> None:
+        """Each step's infos and done mask, as recorded by a rollout run with observe=False, in step order."""
+        for n in range(self.horizon_length):
+            infos = {"time_outs": records.time_outs[n], "nonfinite_resets": records.nonfinite_resets[n]}
+            self.algo_observer.process_infos(infos, records.finished[n])
 
     def get_action_values(self, obs):
         if not self._own_sampling_fits(obs):

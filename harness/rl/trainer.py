@@ -88,6 +88,7 @@ def rl_games_params(cfg: DictConfig, experiment: str) -> dict:
     params["seed"] = cfg.seed + global_rank()  # each rank's envs and samples differ
     # Off unless asked for: compiling costs start-up time, and on the CPU it needs a C++ toolchain.
     config.setdefault("torch_compile", False)
+    config["capture_rollout"] = bool(cfg.get("capture_rollout", False))  # read by harness.rl.rollout
     return params
 
 

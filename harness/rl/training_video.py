@@ -18,6 +18,8 @@ class TrainingVideo(AlgoObserver):
     rendered into <videos>/train_ep<N>.mp4 by a render process (harness.video.RenderProcess) while training goes
     on; logs each video to TensorBoard and, when a W&B run is active, to W&B. `close()` waits for the last one."""
 
+    reads_each_step = True  # the simulator's poses at each env step: the rollout stays step by step (no graph)
+
     def __init__(self, freq: int, length: int, videos: Path, device: str) -> None:
         from harness.video import RenderProcess
 

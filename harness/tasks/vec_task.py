@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import gymnasium
 import mujoco
 import numpy as np
@@ -96,6 +99,8 @@ class VecTask:
         self.compute_observations()
         return {"obs": self.obs_buf.to(self.rl_device)}
 
+    _joining_capture = False
+
     def step(self, actions: torch.Tensor):
         """Advance every environment by one control step.
 
@@ -103,7 +108,10 @@ class VecTask:
         at the second call and replayed from then on: no kernel launches from Python, no host sync.
         The returned tensors are the task's own buffers, overwritten by the next step.
         """
-        if self._step_graph is not None:
+        if self._joining_capture:  # recorded into the caller's graph, as eager work
+            with self.sim.outer_capture():
+                self._advance_fn()(actions.to(self.device))
+        elif self._step_graph is not None:
             self._action_input.copy_(actions)
             self._step_graph.replay()
         else:
@@ -116,6 +124,16 @@ class VecTask:
             self.reset_buf.to(self.rl_device),
             {"time_outs": self.timeout_buf.to(self.rl_device), "nonfinite_resets": self.nonfinite_resets},
         )
+
+    @contextlib.contextmanager
+    def recorded_into_capture(self) -> Iterator[None]:
+        """Inside, step() records its work into the CUDA graph the caller is capturing on the sim's stream (the
+        agent's rollout graph) instead of replaying its own graph; call it after a first step has loaded the kernels."""
+        self._joining_capture = True
+        try:
+            yield
+        finally:
+            self._joining_capture = False
 
     def _advance(self, actions: torch.Tensor) -> None:
         """One control step, writing only into the task's buffers, so that it can be captured and replayed."""
