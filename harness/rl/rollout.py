@@ -143,7 +143,7 @@ class SyncFreeRollout:
         self._rollout_obs.copy_(self.obs["obs"])
         start = time.perf_counter()
         self._rollout_graph.replay()
-        step_time = time.perf_counter() - start
+        step_time = time.perf_counter() - start  # the launch only: rl_games' step_time no longer isolates the env
         # self.obs and self.dones are the env's buffers, which the capture left them as and the replay has filled
         self._tell_observers(records)
         return step_time
