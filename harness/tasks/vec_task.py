@@ -26,6 +26,8 @@ class VecTask:
     limit rather than failed, for rl_games' value bootstrap.
     """
 
+    _joining_capture = False  # step() records into a caller's graph (recorded_into_capture)
+
     num_obs: int
     num_actions: int
     # env.* keys of the task config that the task reads; others are named in the ignored-settings warning.
@@ -98,8 +100,6 @@ class VecTask:
         self.reset_envs(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
         self.compute_observations()
         return {"obs": self.obs_buf.to(self.rl_device)}
-
-    _joining_capture = False
 
     def step(self, actions: torch.Tensor):
         """Advance every environment by one control step.
