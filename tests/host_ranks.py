@@ -1,5 +1,6 @@
 """Ranks averaging through harness.ipc_all_reduce.HostAllReduce on the CPU, for tests/test_multi_gpu.py: the same
-shared file, set-up, exchange and growth as on GPUs, minus CUDA's pinning. Each rank prints one JSON line.
+shared file, set-up, exchange and growth as on GPUs, minus CUDA's pinning. Each rank writes what it got to
+report<rank>.json in the current folder (printed lines of several ranks can interleave on one pipe).
 
     torchrun --standalone --nproc_per_node=3 tests/host_ranks.py
 """
@@ -41,7 +42,7 @@ def main() -> None:
         "refused": refused,
         "after_refusal": after_refusal.tolist(),
     }
-    print(json.dumps(report), flush=True)
+    Path(f"report{rank}.json").write_text(json.dumps(report))
     dist.destroy_process_group()
 
 
