@@ -174,6 +174,12 @@ class ExchangeOwner:
         if self.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
             raise RuntimeError(f"the all-reduce's buffers hold under {capacity} floats and cannot grow in a graph")
 
+    def _all_agree(self, ok: bool) -> bool:
+        """Whether every rank's part of a set-up went well (a collective: every rank calls it, whatever happened)."""
+        everyone = torch.tensor([ok], dtype=torch.int32)
+        dist.all_reduce(everyone, op=dist.ReduceOp.MIN, group=self.group)
+        return bool(everyone.item())
+
     def _start_exchange(self, exchange: Exchange) -> None:
         self._exchange = exchange
         # Loads the kernels now rather than inside a graph capture, and checks that every rank is reachable.
@@ -266,9 +272,7 @@ class IpcAllReduce(ExchangeOwner):
 
     def _agree_mapped(self, mapped: bool) -> None:
         """Agree with the other ranks before any rank waits on a peer's flags."""
-        everyone = torch.tensor([mapped], dtype=torch.int32)
-        dist.all_reduce(everyone, op=dist.ReduceOp.MIN, group=self.group)
-        if not everyone.item():
+        if not self._all_agree(mapped):
             raise RuntimeError("CUDA IPC could not map every rank's GPU memory into every other rank")
 
 
@@ -327,11 +331,10 @@ class HostAllReduce(ExchangeOwner):
                 memory = SharedHostMemory(path, size, self.device)
             except (OSError, RuntimeError) as failure:
                 error = f"could not map the shared memory: {failure}"
-        everyone = torch.tensor([memory is not None], dtype=torch.int32)
-        dist.all_reduce(everyone, op=dist.ReduceOp.MIN, group=self.group)
+        everyone_mapped = self._all_agree(memory is not None)
         if self.group.rank() == 0 and path:
             os.unlink(path)
-        if not everyone.item():
+        if not everyone_mapped:
             if memory is not None:
                 memory.close()
             raise RuntimeError(error or "another rank could not map the shared host memory")
