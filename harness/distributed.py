@@ -97,7 +97,7 @@ def _ipc_all_reduce(device: torch.device):
 def _host_all_reduce(device: torch.device):
     from harness import ipc_all_reduce
 
-    if int(os.environ.get("LOCAL_WORLD_SIZE", "0")) != dist.get_world_size():
+    if not ipc_all_reduce.all_on_this_machine(dist.get_world_size()):
         raise UserError("HARNESS_ALL_REDUCE=host needs every rank on this machine; leave it unset across machines")
     return ipc_all_reduce.HostAllReduce(dist.group.WORLD, device)
 

@@ -396,7 +396,12 @@ class SharedHostMemory:
 def usable(world_size: int) -> bool:
     """Whether the ranks can use `IpcAllReduce`: all of them on this machine, on GPUs that can map each other's
     memory (NVLink or PCIe peer access)."""
-    if int(os.environ.get("LOCAL_WORLD_SIZE", "0")) != world_size:
+    if not all_on_this_machine(world_size):
         return False
     count = torch.cuda.device_count()
     return all(torch.cuda.can_device_access_peer(a, b) for a in range(count) for b in range(count) if a != b)
+
+
+def all_on_this_machine(world_size: int) -> bool:
+    """Whether torchrun started all `world_size` ranks on this machine."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "0")) == world_size
