@@ -91,9 +91,7 @@ def share_step(step: str) -> None:
     elif step == "warp-init":
         wp.init()
     elif step == "warp-alloc":
-        wp.init()
-        with wp.ScopedMempool(wp.device_from_torch(device), False):
-            KEEP.append(wp.zeros(1 << 20, dtype=wp.float32, device=wp.device_from_torch(device)))
+        KEEP.append(plain_warp_buffer())
     elif step == "warp-export":
         KEEP.append(KEEP[-1].ipc_handle())
     elif step == "torch-export":
@@ -105,21 +103,28 @@ def share_step(step: str) -> None:
 
 def one_way_ipc(importer: int) -> tuple:
     """Every rank exports a plain cudaMalloc buffer; only `importer` maps another rank's (the next one's)."""
-    import torch
     import torch.distributed as dist
     import warp as wp
 
-    wp.init()
-    device = wp.device_from_torch(torch.device("cuda", torch.cuda.current_device()))
-    with wp.ScopedMempool(device, False):
-        own = wp.zeros(1 << 20, dtype=wp.float32, device=device)
+    own = plain_warp_buffer()
     handles = [None] * dist.get_world_size()
     dist.all_gather_object(handles, own.ipc_handle())
     rank = dist.get_rank()
     if rank != importer:
         return (own,)
     peer = handles[(rank + 1) % len(handles)]
-    return own, wp.from_ipc_handle(peer, wp.float32, (1 << 20,), device=device)
+    return own, wp.from_ipc_handle(peer, wp.float32, (1 << 20,), device=own.device)
+
+
+def plain_warp_buffer():
+    """4 MiB on this rank's GPU from Warp with its mempool off (CUDA's plain allocator), as the IPC set-up allocates."""
+    import torch
+    import warp as wp
+
+    wp.init()
+    device = wp.device_from_torch(torch.device("cuda", torch.cuda.current_device()))
+    with wp.ScopedMempool(device, False):
+        return wp.zeros(1 << 20, dtype=wp.float32, device=device)
 
 
 def max_iterations(argv: list) -> int:
