@@ -125,6 +125,7 @@ def measure_training(cfg) -> dict:
 
     from harness.graph_checks import (
         compare_policy_graph_with_eager,
+        compare_rollout_eager_with_itself,
         compare_rollout_graph_with_eager,
         compare_update_graph_with_eager,
     )
@@ -153,7 +154,11 @@ def measure_training(cfg) -> dict:
     if agent._policy_graph is not None:
         result["policy_graph_vs_eager_max_abs_diff"] = compare_policy_graph_with_eager(agent)
     if agent._rollout_graph is not None:
-        result["rollout_graph_vs_eager_max_abs_diff"] = compare_rollout_graph_with_eager(agent)
+        # per stored tensor, and the same for eager against eager: the GPU physics' own spread over a rollout
+        result["rollout_graph_vs_eager"] = compare_rollout_graph_with_eager(agent)
+        result["rollout_eager_vs_eager"] = compare_rollout_eager_with_itself(agent)
+        result["rollout_graph_vs_eager_max_abs_diff"] = max(result["rollout_graph_vs_eager"].values())
+        result["rollout_eager_vs_eager_max_abs_diff"] = max(result["rollout_eager_vs_eager"].values())
     result["policy_inference"] = measure_inference(agent)
     return result
 
@@ -255,6 +260,7 @@ def print_table(task: str, env: dict, rows: list[dict]) -> None:
                 ("env step", "graph_vs_eager_max_abs_diff"),
                 ("policy", "policy_graph_vs_eager_max_abs_diff"),
                 ("rollout", "rollout_graph_vs_eager_max_abs_diff"),
+                ("rollout eager against eager", "rollout_eager_vs_eager_max_abs_diff"),
                 ("PPO minibatch step", "update_graph_vs_eager_max_abs_diff"),
             )
             if key in r

@@ -60,28 +60,43 @@ def compare_update_graph_with_eager(agent) -> float:
     return max((p.detach() - e).abs().max().item() for p, e in zip(params, eager, strict=True))
 
 
-def compare_rollout_graph_with_eager(agent) -> float:
-    """Largest difference in what a rollout stores for the update (observations, actions, action means, values,
-    rewards) between the rollout's CUDA graph and the same rollout step by step, both from the same worlds,
-    episodes and random number generators (harness.rl.resume_state), so both draw the same samples."""
+ROLLOUT_KEYS = ("obses", "actions", "mus", "values", "rewards")
+
+
+def compare_rollout_graph_with_eager(agent) -> dict[str, float]:
+    """Largest difference, per stored tensor, in what a rollout stores for the update between the rollout's CUDA
+    graph and the same rollout step by step, both from the same worlds, episodes and random number generators
+    (harness.rl.resume_state), so both draw the same samples."""
+    replayed, eager = _rollouts_from_one_state(agent, replayed=(True, False))
+    return {key: (replayed[key] - eager[key]).abs().max().item() for key in ROLLOUT_KEYS}
+
+
+def compare_rollout_eager_with_itself(agent) -> dict[str, float]:
+    """The same figures for two step-by-step rollouts from one state: the floor the graph's figures are read
+    against, since MuJoCo Warp on the GPU is not bit-deterministic and contacts and terminations amplify it."""
+    first, second = _rollouts_from_one_state(agent, replayed=(False, False))
+    return {key: (first[key] - second[key]).abs().max().item() for key in ROLLOUT_KEYS}
+
+
+def _rollouts_from_one_state(agent, replayed: tuple[bool, ...]) -> list[dict[str, torch.Tensor]]:
+    """One rollout per entry of `replayed` (True: from the rollout's graph), each from the state the first starts
+    from; what each stored."""
     from harness.rl import resume_state
 
-    keys = ("obses", "actions", "mus", "values", "rewards")
     agent.set_eval()
     saved, graph, config = resume_state.capture(agent), agent._rollout_graph, agent.config
     runs = []
-    for replayed in (True, False):
+    for from_graph in replayed:
         resume_state.restore(agent, saved)
-        if not replayed:  # step by step; the graph and the config are kept for after
+        if not from_graph:  # step by step; the graph and the config are kept for after
             agent._rollout_graph, agent.config = None, {**config, "capture_rollout": False}
         try:
             with torch.no_grad():
                 agent.play_steps()
         finally:
             agent._rollout_graph, agent.config = graph, config
-        runs.append({key: agent.experience_buffer.tensor_dict[key].clone() for key in keys})
-    replayed, eager = runs
-    return max((replayed[key] - eager[key]).abs().max().item() for key in keys)
+        runs.append({key: agent.experience_buffer.tensor_dict[key].clone() for key in ROLLOUT_KEYS})
+    return runs
 
 
 def compare_policy_graph_with_eager(agent) -> float:

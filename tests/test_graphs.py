@@ -55,7 +55,7 @@ def test_the_rollout_graph_lands_where_the_step_by_step_rollout_does(tmp_path, m
         for _ in range(3):
             agent.train_epoch()
         assert agent._rollout_graph is not None
-        assert compare_rollout_graph_with_eager(agent) < 1e-5
+        assert max(compare_rollout_graph_with_eager(agent).values()) < 1e-5
     finally:
         agent.release_graphs()
 

@@ -22,10 +22,14 @@ def capture(agent) -> dict:
     env = agent.vec_env.env
     if not hasattr(env, "get_state"):  # Isaac Gym's tasks
         return {}
-    running = {name: getattr(agent, name).detach().cpu() for name in _AGENT_BUFFERS}
-    running["obs"] = agent.obs["obs"].detach().cpu()
+    # copies, also where the agent runs on the CPU (.cpu() would hand back the live buffer itself there)
+    running = {name: getattr(agent, name).detach().to("cpu", copy=True) for name in _AGENT_BUFFERS}
+    running["obs"] = agent.obs["obs"].detach().to("cpu", copy=True)
     # (rl_games counts a meter's size as a numpy integer: kept as a plain int, so the file loads as data)
-    meters = {name: (getattr(agent, name).mean.cpu(), int(getattr(agent, name).current_size)) for name in _METERS}
+    meters = {
+        name: (getattr(agent, name).mean.to("cpu", copy=True), int(getattr(agent, name).current_size))
+        for name in _METERS
+    }
     return {"env": env.get_state(), "agent": running, "meters": meters, "rng": _rng_state(agent.ppo_device)}
 
 

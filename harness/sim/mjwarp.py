@@ -88,8 +88,8 @@ class MjWarpSim:
             mjw.reset_data(self.model, self.data)
 
     def get_state(self) -> dict[str, torch.Tensor]:
-        """Every world's state (STATE_FIELDS), copied to the CPU."""
-        return {name: wp.to_torch(getattr(self.data, name)).cpu() for name in STATE_FIELDS}
+        """Every world's state (STATE_FIELDS), copied to the CPU (a copy there too, not a view of the live arrays)."""
+        return {name: wp.to_torch(getattr(self.data, name)).to("cpu", copy=True) for name in STATE_FIELDS}
 
     def set_state(self, state: dict[str, torch.Tensor]) -> None:
         """Put back what get_state() returned, in place (captured graphs keep reading the same arrays)."""

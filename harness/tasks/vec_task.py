@@ -82,8 +82,8 @@ class VecTask:
         self._step_graph: torch.cuda.CUDAGraph | None = None
 
     def get_state(self) -> dict:
-        """Every world's episode as it stands (simulator state and episode buffers), on the CPU."""
-        buffers = {name: getattr(self, name).detach().cpu() for name in self.episode_buffers}
+        """Every world's episode as it stands (simulator state and episode buffers), copied to the CPU."""
+        buffers = {name: getattr(self, name).detach().to("cpu", copy=True) for name in self.episode_buffers}
         return {"num_envs": self.num_envs, "buffers": buffers, "sim": self.sim.get_state()}
 
     def set_state(self, state: dict) -> bool:
