@@ -7,8 +7,10 @@ and its weights at the start, both over the gloo group, which never waits for a 
 
 Between GPUs the averages go through each other's memory when all ranks are on one machine (harness.ipc_all_reduce:
 no NCCL at all) and through NCCL's own communicator across machines (harness.nccl; HARNESS_ALL_REDUCE=nccl picks it
-on one machine too). HARNESS_ALL_REDUCE=host averages through pinned host memory instead, on one machine (under
-measurement: no process then maps another GPU's memory). Not through torch.distributed's NCCL backend: making
+on one machine too). HARNESS_ALL_REDUCE=host averages through pinned host memory instead, on one machine (no process
+then maps another GPU's memory; not faster on 2 H100,
+bench/results/2026-11-26-host-all-reduce-and-split-batch-H100x2.md).
+Not through torch.distributed's NCCL backend: making
 torch's NCCL group slows the process's training by 6-11%, and NCCL's own communicator by about 6%, even for one rank
 with nothing exchanged (bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md; why is not known). The process
 group is gloo in every case (the rendezvous, and the collectives themselves between CPU processes). One rank alone
