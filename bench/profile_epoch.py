@@ -112,6 +112,10 @@ def report(profiler, epoch_ends: list, args: argparse.Namespace, stem: Path) -> 
         f"{args.task}, {args.num_envs} envs on {device}: an epoch takes {wall_ms:.1f} ms "
         f"(wall clock, profiled, with a device sync per epoch); GPU kernels and copies {gpu_ms:.1f} ms"
     )
+    if cuda:  # Warp's kernels are named <function>_<hash>_cuda_kernel_forward: the physics (MuJoCo Warp)
+        warp_ms = sum(e.self_device_time_total for e in kernels if e.key.endswith("_cuda_kernel_forward"))
+        warp_ms /= 1000 * args.epochs
+        summary += f", of which Warp kernels {warp_ms:.1f} ms and the rest (torch) {gpu_ms - warp_ms:.1f} ms"
     print(table)
     print(summary)
     stem.with_suffix(".txt").write_text(summary + "\n\n" + table + "\n")
