@@ -50,18 +50,13 @@ def main() -> None:
 
 def trained_agent(args: argparse.Namespace):
     """train.py's agent, in a temporary folder, after a few epochs of training."""
-    from hydra import compose, initialize_config_dir
-
-    from harness.config import prepare_config
-    from harness.resolvers import register_resolvers
+    from harness.config import compose_config
     from harness.rl.progress import ProgressObserver
     from harness.rl.trainer import build_trainer, create_agent, rl_games_params
 
-    register_resolvers()
     overrides = [f"task={args.task}", f"num_envs={args.num_envs}", f"sim_device={args.device}"]
     overrides += [f"rl_device={args.device}", "headless=True", "experiment=checkpoint_cost"]
-    with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
-        cfg = prepare_config(compose("config", overrides=overrides))
+    cfg = compose_config(overrides)
     os.chdir(tempfile.mkdtemp())  # the run folder goes here, not into the repo
     agent = create_agent(build_trainer(cfg, rl_games_params(cfg, "checkpoint_cost"), [ProgressObserver()]))
     for _ in range(args.epochs):

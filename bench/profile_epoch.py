@@ -54,16 +54,11 @@ def main() -> None:
 
 
 def training_config(args: argparse.Namespace):
-    from hydra import compose, initialize_config_dir
+    from harness.config import compose_config
 
-    from harness.config import prepare_config
-    from harness.resolvers import register_resolvers
-
-    register_resolvers()
     overrides = [f"task={args.task}", f"num_envs={args.num_envs}", f"max_iterations={args.warmup + args.epochs}"]
     overrides += [f"sim_device={args.device}", f"rl_device={args.device}", f"multi_gpu={args.multi_gpu}"]
-    with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
-        return prepare_config(compose("config", overrides=[*overrides, "headless=True", "experiment=profile"]))
+    return compose_config([*overrides, "headless=True", "experiment=profile"])
 
 
 def profile_training(cfg, args: argparse.Namespace) -> tuple:

@@ -37,13 +37,10 @@ def memory_used_gib() -> float:
 def measure(args: argparse.Namespace) -> dict:
     """Measure one size (`args.one` envs) in this process."""
     import torch
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from harness.config import prepare_config
-    from harness.resolvers import register_resolvers
+    from harness.config import compose_config
 
-    register_resolvers()
     device = args.device
     overrides = [
         f"task={args.task}",
@@ -55,8 +52,7 @@ def measure(args: argparse.Namespace) -> dict:
         "experiment=bench",
         *args.override,
     ]
-    with initialize_config_dir(config_dir=str(ROOT / "cfg"), version_base="1.3"):
-        cfg = prepare_config(compose("config", overrides=overrides))
+    cfg = compose_config(overrides)
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     if device.startswith("cuda"):
         torch.zeros(1, device=device)  # creates the CUDA context

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,6 +40,18 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     fixed_sigma(cfg)
     capture_video_settings(cfg)
     return cfg
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """train.py's config for these command-line overrides, prepared, for scripts that build tasks or agents
+    without Hydra's entry point (the benchmarks)."""
+    from hydra import compose, initialize_config_dir
+
+    from harness.resolvers import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "cfg"), version_base="1.3"):
+        return prepare_config(compose("config", overrides=overrides))
 
 
 def fixed_sigma(cfg: DictConfig) -> float | None:

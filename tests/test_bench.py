@@ -91,3 +91,14 @@ def test_profile_epoch_writes_the_epochs_time_its_table_and_a_trace(tmp_path):
     assert (tmp_path / "profile-Cartpole-8.txt").read_text().startswith("Cartpole, 8 envs on cpu: an epoch takes")
     assert json.loads((tmp_path / "profile-Cartpole-8.json").read_text())["traceEvents"]
     assert not (tmp_path / "runs").exists(), "the run folder goes to a temporary folder"
+
+
+def test_kernel_count_counts_each_part_of_an_env_step(tmp_path):
+    """A whole step runs at least its parts (observations twice, reward, resets); each part runs operations."""
+    result = run_script("bench/kernel_count.py", "--task", "Cartpole", "--out", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (recorded,) = tmp_path.glob("*-kernel-count.json")
+    (row,) = json.loads(recorded.read_text())["rows"]
+    assert row["task"] == "Cartpole" and min(row["observations"], row["reward"], row["resets"]) > 0
+    assert row["step"] >= 2 * row["observations"] + row["reward"] + row["resets"]
+    assert f"{row['step']:>8} | " in result.stdout
