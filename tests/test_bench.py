@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 
+import torch
 from conftest import CPU, ROOT, run_script, torchrun
 
 
@@ -102,3 +103,11 @@ def test_kernel_count_counts_each_part_of_an_env_step(tmp_path):
     assert row["task"] == "Cartpole" and min(row["observations"], row["reward"], row["resets"]) > 0
     assert row["step"] >= 2 * row["observations"] + row["reward"] + row["resets"]
     assert f"{row['step']:>8} | " in result.stdout
+
+
+def test_kernel_count_leaves_views_out():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from kernel_count import count_operations
+
+    a, b = torch.ones(4, 3), torch.ones(4, 3)
+    assert count_operations(lambda: (a[:, :2] + b[:, 1:]).unsqueeze(0).sum()) == {"add": 1, "sum": 1}
