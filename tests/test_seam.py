@@ -64,18 +64,3 @@ def test_rl_games_test_networks_load_only_when_built():
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split("\n")[:2] == ["False", "rl_games.envs.test_network TestNetBuilder True"]
-
-
-def test_torch_dynamo_loads_only_when_something_compiles():
-    """train.py's modules leave out TorchDynamo (rl_games' runner imports it for one setting); rl_games' own
-    torch_compile, when on, still gets the setting its runner makes, on the real module."""
-    check = (
-        "import sys; import harness.training; from harness.rl import seam; print('torch._dynamo' in sys.modules); "
-        "seam.apply_rl_games_dynamo_config({'config': {'torch_compile': False}}); "
-        "print('torch._dynamo' in sys.modules); seam.apply_rl_games_dynamo_config({'config': {}}); "
-        "import torch._dynamo; print(torch._dynamo.config.cache_size_limit)"
-    )
-    command = [sys.executable, "-c", check]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split("\n")[:3] == ["False", "False", "64"]

@@ -9,21 +9,15 @@ through here, so an rl_games upgrade touches this file: read its changes against
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import sys
 import types
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
 from harness.errors import UserError
 
 SUPPORTED_VERSIONS = ("1.6.5",)
-# rl_games' runner imports TorchDynamo only to raise its recompile limit (cache_size_limit = 64) for rl_games' own
-# torch_compile option: about 1.2 s of every start on the CPU (2026-11-26). The runner is imported with a stand-in
-# (dynamo_stand_in) that keeps the setting, made on the real module when rl_games' torch_compile is on.
-RL_GAMES_DYNAMO_CONFIG: dict[str, object] = {}
 # rl_games registers its own test networks whenever its env configurations are imported, and one of them has a
 # method decorated with torch.compile, which imports TorchInductor: about 1.1 s of every start on the CPU
 # (2026-11-26). defer_test_networks() loads that module when one of its networks is first built instead.
@@ -42,34 +36,6 @@ def check_version() -> None:
         raise UserError(
             f"{found}; this harness supports rl-games {', '.join(SUPPORTED_VERSIONS)}: pip install -r requirements.txt"
         )
-
-
-@contextlib.contextmanager
-def dynamo_stand_in() -> Iterator[None]:
-    """While rl_games' runner is imported: a stand-in for torch._dynamo that keeps the settings the runner makes
-    (RL_GAMES_DYNAMO_CONFIG), so that TorchDynamo itself is imported only when something compiles."""
-    if "torch._dynamo" in sys.modules:
-        yield
-        return
-    stand_in = types.ModuleType("torch._dynamo")
-    stand_in.config = types.SimpleNamespace()
-    sys.modules["torch._dynamo"] = stand_in
-    try:
-        yield
-    finally:
-        del sys.modules["torch._dynamo"]
-    RL_GAMES_DYNAMO_CONFIG.update(vars(stand_in.config))
-
-
-def apply_rl_games_dynamo_config(params: dict) -> None:
-    """Where rl_games' own torch_compile is on in `params` (rl_games' default), make the TorchDynamo settings its
-    runner would have made at import."""
-    if params.get("config", {}).get("torch_compile", True) is False:
-        return
-    import torch._dynamo
-
-    for name, value in RL_GAMES_DYNAMO_CONFIG.items():
-        setattr(torch._dynamo.config, name, value)
 
 
 def defer_test_networks() -> None:
@@ -110,9 +76,7 @@ from rl_games.common.a2c_common import A2CBase, swap_and_flatten01
 from rl_games.common.algo_observer import AlgoObserver
 from rl_games.common.ivecenv import IVecEnv
 from rl_games.common.schedulers import AdaptiveScheduler
-
-with dynamo_stand_in():
-    from rl_games.torch_runner import Runner
+from rl_games.torch_runner import Runner
 
 __all__ = [
     "A2CAgent",

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness.config import global_rank
 from harness.errors import UserError
 from harness.rl.agent import HarnessAgent, register_env
-from harness.rl.seam import AlgoObserver, Runner, apply_rl_games_dynamo_config
+from harness.rl.seam import AlgoObserver, Runner
 from harness.runs import RUNS_DIR
 from harness.tasks import make_env
 
@@ -23,7 +23,6 @@ def build_trainer(
     times rl_games' own A2CAgent), and every observer told of every event (the progress line, TensorBoard extras,
     ...: adding one touches no other module)."""
     register_env(lambda: make_env(cfg))
-    apply_rl_games_dynamo_config(params)
     runner = Runner(algo_observer=Observers(observers))
     runner.algo_factory.register_builder("a2c_continuous", agent or HarnessAgent)
     runner.load({"params": params})

@@ -96,10 +96,13 @@ class MjWarpSim:
         for name in STATE_FIELDS:
             wp.to_torch(getattr(self.data, name)).copy_(state[name])
 
+    # Warp launches stay outside the graphs torch.compile makes of a step (VecTask.set_step_mode(compiled=True)).
+    @torch.compiler.disable
     def step(self) -> None:
         """Advance every world by `substeps` physics steps, with the controls now in `ctrl`."""
         self._run(self._step_graph, self._step_eager)
 
+    @torch.compiler.disable
     def reset(self, mask: torch.Tensor) -> None:
         """Return the worlds where `mask` is True to the model's initial state; others are untouched.
 

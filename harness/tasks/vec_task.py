@@ -157,11 +157,7 @@ class VecTask:
     def _advance_fn(self):
         if not self.compile_task_math:
             return self._advance
-        if self._compiled_advance is None:
-            # The physics (Warp launches) stays outside the compiled graphs. Marked here, not where the simulator
-            # is defined: torch.compiler.disable imports TorchDynamo, about 1.2 s of every start on the CPU.
-            for name in ("step", "reset"):
-                setattr(self.sim, name, torch.compiler.disable(getattr(self.sim, name)))
+        if self._compiled_advance is None:  # the physics calls stay outside the compiled graphs
             self._compiled_advance = torch.compile(self._advance, dynamic=False)
         return self._compiled_advance
 
