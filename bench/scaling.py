@@ -1,6 +1,6 @@
 """Multi-GPU scaling of end-to-end training: total env steps/s at 1, 2, ... GPUs with the same envs per GPU.
 
-    python bench/scaling.py --gpus 1 2 --num-envs 4096 --epochs 40 --single-rank [--rounds 4] [--all-reduce auto host]
+    python bench/scaling.py --gpus 1 2 --num-envs 4096 --epochs 40 --single-rank [--rounds 4] [--all-reduce auto nccl]
 
 Runs the real train.py (under torchrun with multi_gpu=True for more than one GPU, and with --single-rank also
 for one, which shows what the multi-GPU path itself costs) in a temporary folder, reads rank 0's progress

@@ -7,14 +7,10 @@ and its weights at the start, both over the gloo group, which never waits for a 
 
 Between GPUs the averages go through each other's memory when all ranks are on one machine (harness.ipc_all_reduce:
 no NCCL at all) and through NCCL's own communicator across machines (harness.nccl; HARNESS_ALL_REDUCE=nccl picks it
-on one machine too). HARNESS_ALL_REDUCE=host averages through pinned host memory instead, on one machine (no process
-then maps another GPU's memory; not faster on 2 H100,
-bench/results/2026-11-26-host-all-reduce-and-split-batch-H100x2.md).
-Not through torch.distributed's NCCL backend: making
-torch's NCCL group slows the process's training by 6-11%, and NCCL's own communicator by about 6%, even for one rank
-with nothing exchanged (bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md; why is not known). The process
-group is gloo in every case (the rendezvous, and the collectives themselves between CPU processes). One rank alone
-averages nothing.
+on one machine too). Not through torch.distributed's NCCL backend: making torch's NCCL group slows the process's
+training by 6-11%, and NCCL's own communicator by about 6%, even for one rank with nothing exchanged
+(bench/results/2026-11-26-multi-gpu-what-costs-H100x2.md; why is not known). The process group is gloo in every
+case (the rendezvous, and the collectives themselves between CPU processes). One rank alone averages nothing.
 """
 
 from __future__ import annotations
@@ -43,10 +39,10 @@ def ranks_from_submitit() -> None:
     TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # cuda:LOCAL_RANK, as under torchrun
 
 
-# What averages this rank's GPU tensors with the other ranks' (`.comm`: an IpcAllReduce, a HostAllReduce or an NCCL
-# Communicator); None on the CPU or with one process.
+# What averages this rank's GPU tensors with the other ranks' (`.comm`: an IpcAllReduce or an NCCL Communicator);
+# None on the CPU or with one process.
 _gpus = types.SimpleNamespace(comm=None)
-ALL_REDUCE_CHOICES = ("auto", "nccl", "host")
+ALL_REDUCE_CHOICES = ("auto", "nccl")
 
 
 def init_process_group(device: str) -> None:
@@ -61,9 +57,6 @@ def init_process_group(device: str) -> None:
         device = torch.device("cuda", torch.cuda.current_device())
     dist.init_process_group("gloo")
     if device.type != "cuda" or dist.get_world_size() == 1:
-        return
-    if choice == "host":
-        _gpus.comm = _host_all_reduce(device)
         return
     if choice != "nccl":
         _gpus.comm = _ipc_all_reduce(device)
@@ -94,14 +87,6 @@ def _ipc_all_reduce(device: torch.device):
     if reason:
         print(f"rank {dist.get_rank()}: the GPUs cannot share memory ({reason}); averaging through NCCL", flush=True)
     return None
-
-
-def _host_all_reduce(device: torch.device):
-    from harness import ipc_all_reduce
-
-    if not ipc_all_reduce.all_on_this_machine(dist.get_world_size()):
-        raise UserError("HARNESS_ALL_REDUCE=host needs every rank on this machine; leave it unset across machines")
-    return ipc_all_reduce.HostAllReduce(dist.group.WORLD, device)
 
 
 def close_process_group() -> None:

@@ -18,17 +18,16 @@ its slot of every other rank's flags and waits, one GPU thread reading its own r
 rank's slot there has reached it. For two ranks an average is seven small kernels. All of it is kernels on torch's
 current stream with no host involvement, so it sits inside the update's CUDA graph.
 
-`HostAllReduce` (HARNESS_ALL_REDUCE=host) runs the same exchange over pinned host memory that every rank maps (one
-file in /dev/shm), so that no process maps another GPU's memory: two ranks that do, even with nothing exchanged,
-train 5-10% slower than two that do not (bench/results/2026-11-26-what-in-the-IPC-set-up-costs-H100x2.md).
+Two ranks that map each other's memory, even with nothing exchanged, train 5-10% slower than two that do not
+(bench/results/2026-11-26-what-in-the-IPC-set-up-costs-H100x2.md). The same exchange over pinned host memory, which no
+GPU maps from another process, was no faster (1.86x against 1.93x on 2 H100,
+bench/results/2026-11-26-host-all-reduce-and-split-batch-H100x2.md) and was removed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
-import tempfile
 import time
 
 import torch
@@ -62,27 +61,9 @@ def _wait(flags: wp.array(dtype=wp.int32), counter: wp.array(dtype=wp.int32), ow
                 pass
 
 
-@wp.func_native("""
-    // A volatile load reads memory afresh each time (at system scope on a GPU): host memory that another GPU writes.
-    while (((volatile int*)flags.data)[slot] < number) {}
-""")
-def _spin_until(flags: wp.array(dtype=wp.int32), slot: int, number: int): ...
-
-
-@wp.kernel
-def _wait_in_host_memory(flags: wp.array(dtype=wp.int32), counter: wp.array(dtype=wp.int32), own_slot: int):
-    # One thread, as _wait; no atomics: a GPU's atomics on host memory need the PCIe root complex to support them.
-    number = counter[0]
-    for slot in range(flags.shape[0]):
-        if slot != own_slot:
-            _spin_until(flags, slot, number)
-
-
 class Exchange:
     """The averaging itself, given every rank's buffer and flags as this process sees them (its own and the peers'
     mapped ones): what the GPUs run, apart from how the memory came to be shared."""
-
-    _wait_kernel = _wait
 
     def __init__(self, rank: int, buffers: list, flags: list, device: torch.device) -> None:
         self.rank, self.world_size, self.device = rank, len(buffers), torch.device(device)
@@ -107,7 +88,7 @@ class Exchange:
         if work.numel() > self.capacity:
             raise ValueError(f"the all-reduce's buffers hold {self.capacity} floats, not {work.numel()}")
         count = work.numel()
-        self._copy_in(work, self._buffers[self.rank][:count])
+        self._buffers[self.rank][:count].copy_(work)
         self._barrier()
         if self.world_size == 1:
             work.copy_(self._buffers[0][:count])
@@ -121,16 +102,12 @@ class Exchange:
             flat.copy_(work)
         return tensor
 
-    @staticmethod
-    def _copy_in(tensor: torch.Tensor, own: torch.Tensor) -> None:
-        own.copy_(tensor)
-
     def _barrier(self) -> None:
         if self.device.type == "cuda":
             with self._torch_stream() as stream:
                 self._arrive_everywhere(stream)
                 inputs = [self._flags[self.rank], self._counter, self.rank]
-                wp.launch(self._wait_kernel, 1, inputs, device=self._wp_device, stream=stream)
+                wp.launch(_wait, 1, inputs, device=self._wp_device, stream=stream)
             return
         self._arrive_everywhere(None)
         # On the CPU (the tests' ranks are threads sharing arrays) Warp's atomics are plain loads and stores, and a
@@ -154,9 +131,11 @@ class Exchange:
             yield stream
 
 
-class ExchangeOwner:
-    """What the all-reduces of this module share: an `Exchange` over memory the subclass shares between the ranks of
-    `group` (`_reserve`, `close`), grown when a tensor needs more. Making, growing and closing are collectives."""
+class IpcAllReduce:
+    """Averages float tensors over the ranks of `group`, all on GPUs of this machine, in place: an `Exchange` over
+    buffers shared through CUDA IPC, grown when a tensor needs more. Making, growing and closing are collectives."""
+
+    _own = None
 
     def __init__(self, group: dist.ProcessGroup, device: torch.device) -> None:
         self.group, self.device = group, torch.device(device)
@@ -185,12 +164,6 @@ class ExchangeOwner:
         # Loads the kernels now rather than inside a graph capture, and checks that every rank is reachable.
         exchange.average_(torch.zeros(1, device=self.device))
 
-
-class IpcAllReduce(ExchangeOwner):
-    """Averages float tensors over the ranks of `group`, all on GPUs of this machine, in place: an `Exchange` over
-    buffers shared through CUDA IPC."""
-
-    _own = None
 
     def close(self) -> None:
         """Unmap the peers' memory once no rank can still be reading it, then free this rank's once every rank has
@@ -276,132 +249,10 @@ class IpcAllReduce(ExchangeOwner):
             raise RuntimeError("CUDA IPC could not map every rank's GPU memory into every other rank")
 
 
-class HostExchange(Exchange):
-    """The exchange over host memory: its barriers poll with plain loads, not atomics."""
-
-    _wait_kernel = _wait_in_host_memory
-
-    @staticmethod
-    def _copy_in(tensor: torch.Tensor, own: torch.Tensor) -> None:
-        # A kernel, not torch's device-to-device cudaMemcpy, whose direction would not match memory on the host.
-        torch.mul(tensor, 1, out=own)
-
-
-class HostAllReduce(ExchangeOwner):
-    """Averages float tensors over the ranks of `group`, all on this machine, in place: a `HostExchange` over one
-    file of shared memory that rank 0 makes and every rank maps (on a GPU pinned and mapped for it by CUDA)."""
-
-    _memory = None
-
-    def close(self) -> None:
-        """Unmap the memory once no rank can still be reading it (the file was unlinked once all had mapped it)."""
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        dist.barrier(self.group)
-        self._exchange = None
-        self._memory.close()
-        self._memory = None
-
-    def _reserve(self, capacity: int) -> None:
-        """Map the file: every rank's buffer, then every rank's row of flags, all zero at first."""
-        self._refuse_growth_in_a_graph(capacity)
-        if self._exchange is not None:
-            self.close()
-        capacity, world_size = max(capacity, MIN_CAPACITY), self.group.size()
-        self._memory = self._map_everyones(4 * world_size * (capacity + world_size))
-        memory, ranks, flags_at = self._memory, range(world_size), 4 * world_size * capacity
-        buffers = [memory.array(4 * capacity * r, wp.float32, capacity, self._wp_device) for r in ranks]
-        flag_rows = [memory.array(flags_at + 4 * world_size * r, wp.int32, world_size, self._wp_device) for r in ranks]
-        self._start_exchange(HostExchange(self.group.rank(), buffers, flag_rows, self.device))
-
-    def _map_everyones(self, size: int) -> SharedHostMemory:
-        """Rank 0 makes the file and sends its path; all map it and agree, then rank 0 unlinks it, so that nothing is
-        left in /dev/shm however the run ends. A rank whose part fails still joins every collective."""
-        sent = ""  # rank 0's: the file's path, or "!" and why it could not make one
-        if self.group.rank() == 0:
-            try:
-                sent = SharedHostMemory.make_file(size)
-            except OSError as failure:
-                sent = f"!could not make {size} bytes of shared memory: {failure}"
-        sent = self._broadcast_from_rank_0(sent)
-        path, error = ("", sent[1:]) if sent.startswith("!") else (sent, "")
-        memory = None
-        if path:
-            try:
-                memory = SharedHostMemory(path, size, self.device)
-            except (OSError, RuntimeError) as failure:
-                error = f"could not map the shared memory: {failure}"
-        everyone_mapped = self._all_agree(memory is not None)
-        if self.group.rank() == 0 and path:
-            os.unlink(path)
-        if not everyone_mapped:
-            if memory is not None:
-                memory.close()
-            raise RuntimeError(error or "another rank could not map the shared host memory")
-        return memory
-
-    def _broadcast_from_rank_0(self, text: str) -> str:
-        padded = bytearray(text.encode()[:MESSAGE_BYTES].ljust(MESSAGE_BYTES, b"\0"))
-        encoded = torch.frombuffer(padded, dtype=torch.uint8)
-        dist.broadcast(encoded, 0, group=self.group)
-        return encoded.numpy().tobytes().rstrip(b"\0").decode()
-
-
-MESSAGE_BYTES = 4096
-CUDA_HOST_REGISTER_PORTABLE_AND_MAPPED = 0x1 | 0x2  # every context may use it, at a device address
-
-
-class SharedHostMemory:
-    """A file's pages mapped into this process and, for a GPU, pinned and mapped for it (cudaHostRegister)."""
-
-    def __init__(self, path: str, size: int, device: torch.device) -> None:
-        with open(path, "r+b") as file:
-            self._map = mmap.mmap(file.fileno(), size)
-        self._bytes = torch.frombuffer(self._map, dtype=torch.uint8)
-        self.address, self._pinned = self._bytes.data_ptr(), False
-        if device.type == "cuda":
-            result = torch.cuda.cudart().cudaHostRegister(self.address, size, CUDA_HOST_REGISTER_PORTABLE_AND_MAPPED)
-            if int(result) != 0:
-                self.close()
-                raise RuntimeError(f"cudaHostRegister failed with CUDA error {int(result)}")
-            self._pinned = True
-
-    @staticmethod
-    def make_file(size: int) -> str:
-        """A new file of `size` bytes in /dev/shm (else the temporary folder), its pages reserved now: on a full
-        tmpfs (a container's 64 MiB /dev/shm) this fails here rather than with SIGBUS at the first write."""
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        descriptor, path = tempfile.mkstemp(prefix="harness-all-reduce-", dir=folder)
-        try:
-            os.posix_fallocate(descriptor, 0, size)
-        except OSError:
-            os.unlink(path)
-            raise
-        finally:
-            os.close(descriptor)
-        return path
-
-    def array(self, offset: int, dtype, length: int, device) -> wp.array:
-        """`length` values of `dtype` from `offset` bytes, as a Warp array on `device` (not owning the memory)."""
-        return wp.array(ptr=self.address + offset, dtype=dtype, shape=(length,), device=device)
-
-    def close(self) -> None:
-        if self._pinned:
-            torch.cuda.cudart().cudaHostUnregister(self.address)
-            self._pinned = False
-        self._bytes = None  # the only export of the map's buffer: the map cannot close while it lives
-        self._map.close()
-
-
 def usable(world_size: int) -> bool:
     """Whether the ranks can use `IpcAllReduce`: all of them on this machine, on GPUs that can map each other's
     memory (NVLink or PCIe peer access)."""
-    if not all_on_this_machine(world_size):
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "0")) != world_size:  # torchrun started some on other machines
         return False
     count = torch.cuda.device_count()
     return all(torch.cuda.can_device_access_peer(a, b) for a in range(count) for b in range(count) if a != b)
-
-
-def all_on_this_machine(world_size: int) -> bool:
-    """Whether torchrun started all `world_size` ranks on this machine."""
-    return int(os.environ.get("LOCAL_WORLD_SIZE", "0")) == world_size

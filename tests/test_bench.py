@@ -18,16 +18,16 @@ def test_scaling_alternates_rounds_and_reports_medians_with_the_spread(tmp_path)
     result = run_script(
         "bench/scaling.py",
         *("--task", "Cartpole", "--gpus", "1", "2", "--num-envs", "8", "--epochs", "5", "--rounds", "2"),
-        *("--all-reduce", "auto", "host", "--out", str(tmp_path), "--override", *CPU),
+        *("--all-reduce", "auto", "nccl", "--out", str(tmp_path), "--override", *CPU),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     (recorded,) = tmp_path.glob("*-Cartpole-scaling.json")
     rows = json.loads(recorded.read_text())["rows"]
-    one, two, two_host = rows
+    one, two, two_nccl = rows
     launches = [(row["gpus"], row["launch"], row["all_reduce"]) for row in rows]
-    assert launches == [(1, "train.py", None), (2, "torchrun", "auto"), (2, "torchrun", "host")]
-    assert len(one["runs"]) == len(two["runs"]) == len(two_host["runs"]) == 2
+    assert launches == [(1, "train.py", None), (2, "torchrun", "auto"), (2, "torchrun", "nccl")]
+    assert len(one["runs"]) == len(two["runs"]) == len(two_nccl["runs"]) == 2
     assert two["env_steps_per_s"] == statistics.median(two["runs"])
     # each round's 2-GPU run against the same round's 1-GPU run
     ratios = [a / b for a, b in zip(two["runs"], one["runs"], strict=True)]
