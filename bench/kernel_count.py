@@ -1,4 +1,5 @@
-"""How many torch operations that do work (views left out) one env step runs, by part of the step.
+"""How many torch operations that do work (views left out) one env step runs, by part of the step, and what the
+agent adds: its rollout beyond the env steps (per step) and its update (per minibatch step).
 
     python bench/kernel_count.py --task Ant Humanoid Anymal FrankaCabinet Cartpole [--device cpu]
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,6 +77,33 @@ def count_task(task_name: str, num_envs: int, device: str) -> dict:
     return row
 
 
+def count_training(task_name: str, num_envs: int, device: str) -> dict:
+    """Operations of one training epoch (train.py's agent, the task's own PPO settings): the rollout beyond the env
+    steps (action sampling, storage, episode bookkeeping), per step; and the update (returns, advantages, every
+    minibatch's forward, backward and Adam step), per minibatch step. On CUDA with mixed precision the update runs a
+    few more (the gradient scaler's)."""
+    import tempfile
+
+    import torch
+
+    from harness.config import compose_config
+    from harness.rl.progress import ProgressObserver
+    from harness.rl.trainer import build_trainer, create_agent, rl_games_params
+
+    overrides = [f"task={task_name}", f"num_envs={num_envs}", f"sim_device={device}", f"rl_device={device}"]
+    cfg = compose_config([*overrides, "headless=True", "experiment=kernel_count"])
+    os.chdir(tempfile.mkdtemp())  # the run folder goes here
+    agent = create_agent(build_trainer(cfg, rl_games_params(cfg, "kernel_count"), [ProgressObserver()]))
+    agent.vec_env.env.set_step_mode(graph=False)
+    agent.train_epoch()  # under way: the first epoch's one-time work done
+    agent.set_eval()
+    with torch.no_grad():
+        rollout = sum(count_operations(agent.play_steps).values())
+    epoch = sum(count_operations(agent.train_epoch).values())
+    minibatch_steps = agent.mini_epochs_num * len(agent.dataset)
+    return {"rollout": rollout, "epoch": epoch, "horizon": agent.horizon_length, "minibatch_steps": minibatch_steps}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", nargs="+", default=["Ant", "Humanoid", "Anymal", "FrankaCabinet", "Cartpole"])
@@ -83,16 +112,28 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     rows = [count_task(name, args.num_envs, args.device) for name in args.task]
-    print(f"{'task':>14} | {'env step':>8} | {'observations':>12} | {'reward':>6} | {'resets':>6} | heaviest")
-    for r in rows:
-        heaviest = ", ".join(f"{name} {n}" for name, n in r["heaviest"])
-        cells = f"{r['step']:>8} | {r['observations']:>7} (x2) | {r['reward']:>6} | {r['resets']:>6}"
-        print(f"{r['task']:>14} | {cells} | {heaviest}")
+    for row in rows:
+        training = count_training(row["task"], args.num_envs, args.device)
+        row["rollout_beyond_env_per_step"] = training["rollout"] / training["horizon"] - row["step"]
+        # the update: the epoch less its rollout, per minibatch step (the epoch's own work, returns, advantages and
+        # the dataset, spread over the minibatch steps that this num_envs makes)
+        row["update_per_minibatch_step"] = (training["epoch"] - training["rollout"]) / training["minibatch_steps"]
+    print_table(rows)
     when = datetime.now(timezone.utc)
     record = {"date": when.isoformat(timespec="seconds"), "device": args.device, "rows": rows}
     record["command"] = "python bench/kernel_count.py " + " ".join(sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{when:%Y-%m-%dT%H%M}-kernel-count.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def print_table(rows: list[dict]) -> None:
+    header = ["task", "env step", "observations", "reward", "resets", "rollout, rest", "update, per minibatch"]
+    print(" | ".join(f"{name:>12}" for name in header) + " | heaviest in the env step")
+    for r in rows:
+        cells = [r["task"], r["step"], f"{r['observations']} (x2)", r["reward"], r["resets"]]
+        cells += [f"{r['rollout_beyond_env_per_step']:.0f}", f"{r['update_per_minibatch_step']:.0f}"]
+        heaviest = ", ".join(f"{name} {n}" for name, n in r["heaviest"])
+        print(" | ".join(f"{cell:>12}" for cell in cells) + f" | {heaviest}")
 
 
 if __name__ == "__main__":

@@ -95,14 +95,17 @@ def test_profile_epoch_writes_the_epochs_time_its_table_and_a_trace(tmp_path):
 
 
 def test_kernel_count_counts_each_part_of_an_env_step(tmp_path):
-    """A whole step runs at least its parts (observations twice, reward, resets); each part runs operations."""
+    """A whole step runs at least its parts (observations twice, reward, resets); each part runs operations, and so do
+    the agent's rollout beyond the env and its update (a forward, backward and Adam step: more than the rollout)."""
     result = run_script("bench/kernel_count.py", "--task", "Cartpole", "--out", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     (recorded,) = tmp_path.glob("*-kernel-count.json")
     (row,) = json.loads(recorded.read_text())["rows"]
     assert row["task"] == "Cartpole" and min(row["observations"], row["reward"], row["resets"]) > 0
     assert row["step"] >= 2 * row["observations"] + row["reward"] + row["resets"]
-    assert f"{row['step']:>8} | " in result.stdout
+    rollout, update = row["rollout_beyond_env_per_step"], row["update_per_minibatch_step"]
+    assert 0 < rollout < update
+    assert f"{'Cartpole':>12} | {row['step']:>12} | " in result.stdout
 
 
 def test_kernel_count_leaves_views_out():
