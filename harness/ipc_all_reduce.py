@@ -82,11 +82,11 @@ class Exchange:
         """Replace `tensor` by its mean over the ranks, in place, on torch's current stream (float64 tensors, rl_games'
         normalizer moments once an epoch, are averaged in float32)."""
         if tensor.device != self.device or tensor.dtype not in FLOATS or not tensor.is_contiguous():
-            raise ValueError(f"the all-reduce needs a contiguous float tensor on {self.device}, got {tensor}")
+            raise ValueError(f"the IPC all-reduce needs a contiguous float tensor on {self.device}, got {tensor}")
         flat = tensor.view(-1)
         work = flat if flat.dtype == torch.float32 else flat.to(torch.float32)
         if work.numel() > self.capacity:
-            raise ValueError(f"the all-reduce's buffers hold {self.capacity} floats, not {work.numel()}")
+            raise ValueError(f"the IPC all-reduce's buffers hold {self.capacity} floats, not {work.numel()}")
         count = work.numel()
         self._buffers[self.rank][:count].copy_(work)
         self._barrier()
@@ -106,8 +106,9 @@ class Exchange:
         if self.device.type == "cuda":
             with self._torch_stream() as stream:
                 self._arrive_everywhere(stream)
-                inputs = [self._flags[self.rank], self._counter, self.rank]
-                wp.launch(_wait, 1, inputs, device=self._wp_device, stream=stream)
+                wp.launch(
+                    _wait, 1, [self._flags[self.rank], self._counter, self.rank], device=self._wp_device, stream=stream
+                )
             return
         self._arrive_everywhere(None)
         # On the CPU (the tests' ranks are threads sharing arrays) Warp's atomics are plain loads and stores, and a
@@ -133,37 +134,19 @@ class Exchange:
 
 class IpcAllReduce:
     """Averages float tensors over the ranks of `group`, all on GPUs of this machine, in place: an `Exchange` over
-    buffers shared through CUDA IPC, grown when a tensor needs more. Making, growing and closing are collectives."""
-
-    _own = None
+    buffers shared through CUDA IPC. Making it, growing it and closing it are collectives."""
 
     def __init__(self, group: dist.ProcessGroup, device: torch.device) -> None:
         self.group, self.device = group, torch.device(device)
         wp.init()  # the ranks start this before the env, which would otherwise be the first to use Warp
         self._wp_device = wp.device_from_torch(self.device)
-        self._exchange = None
+        self._own, self._exchange = None, None
         self._reserve(MIN_CAPACITY)
 
     def average_(self, tensor: torch.Tensor) -> torch.Tensor:
         if tensor.numel() > self._exchange.capacity:
             self._reserve(tensor.numel())
         return self._exchange.average_(tensor)
-
-    def _refuse_growth_in_a_graph(self, capacity: int) -> None:
-        if self.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-            raise RuntimeError(f"the all-reduce's buffers hold under {capacity} floats and cannot grow in a graph")
-
-    def _all_agree(self, ok: bool) -> bool:
-        """Whether every rank's part of a set-up went well (a collective: every rank calls it, whatever happened)."""
-        everyone = torch.tensor([ok], dtype=torch.int32)
-        dist.all_reduce(everyone, op=dist.ReduceOp.MIN, group=self.group)
-        return bool(everyone.item())
-
-    def _start_exchange(self, exchange: Exchange) -> None:
-        self._exchange = exchange
-        # Loads the kernels now rather than inside a graph capture, and checks that every rank is reachable.
-        exchange.average_(torch.zeros(1, device=self.device))
-
 
     def close(self) -> None:
         """Unmap the peers' memory once no rank can still be reading it, then free this rank's once every rank has
@@ -177,7 +160,8 @@ class IpcAllReduce:
     def _reserve(self, capacity: int) -> None:
         """Allocate this rank's memory and map every other rank's. A rank whose own part fails still joins each of
         the set-up's collectives, so that all ranks raise together and none waits in one the others left."""
-        self._refuse_growth_in_a_graph(capacity)
+        if self.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(f"the IPC all-reduce's buffers hold under {capacity} floats and cannot grow in a graph")
         if self._exchange is not None:
             self.close()
         capacity, world_size = max(capacity, MIN_CAPACITY), self.group.size()
@@ -201,7 +185,9 @@ class IpcAllReduce:
         except RuntimeError:  # an open that raises rather than handing back fresh memory
             mapped = False
         self._agree_mapped(mapped)
-        self._start_exchange(Exchange(self.group.rank(), buffers, flag_rows, self.device))
+        self._exchange = Exchange(self.group.rank(), buffers, flag_rows, self.device)
+        # Loads the kernels now rather than inside a graph capture, and checks that every rank is reachable.
+        self._exchange.average_(torch.zeros(1, device=self.device))
 
     def _allocate(self, capacity: int, world_size: int) -> tuple:
         """This rank's buffer and flags, signed for the peers to read through their mappings: the buffer's first
@@ -245,7 +231,9 @@ class IpcAllReduce:
 
     def _agree_mapped(self, mapped: bool) -> None:
         """Agree with the other ranks before any rank waits on a peer's flags."""
-        if not self._all_agree(mapped):
+        everyone = torch.tensor([mapped], dtype=torch.int32)
+        dist.all_reduce(everyone, op=dist.ReduceOp.MIN, group=self.group)
+        if not everyone.item():
             raise RuntimeError("CUDA IPC could not map every rank's GPU memory into every other rank")
 
 
