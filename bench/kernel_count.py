@@ -1,13 +1,14 @@
 """How many torch operations that do work (views left out) one env step runs, by part of the step, and what the
 agent adds: its rollout beyond the env steps (per step) and its update (per minibatch step).
 
-    python bench/kernel_count.py --task Ant Humanoid Anymal FrankaCabinet Cartpole [--device cpu]
+    python bench/kernel_count.py --task Ant Humanoid Anymal FrankaCabinet Cartpole
 
 On CUDA each is at least one kernel, and inside the step's CUDA graph each still costs the GPU about 2 us however
 small its tensors (bench/results/2026-11-26-where-the-epoch-goes-H100.md): at 4096 envs that fixed cost, not the
-arithmetic, is most of the task math's time. The count does not depend on the device or on num_envs, so this runs
-anywhere (the CPU by default) and shows what fusing the task math would remove. The physics (MuJoCo Warp's
-kernels) is not counted. Writes the table as JSON under --out.
+arithmetic, is most of the task math's time. The count does not depend on the device or on num_envs, so it is taken
+on the CPU, where nothing runs as a CUDA graph (a graph's replay passes no operation by the dispatcher that counts
+them), and shows what fusing would remove. The physics (MuJoCo Warp's kernels) is not counted. Writes the table as
+JSON under --out.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # checkpoint_cost's trained agent (bench/ is not a package)
 
 # Operations that return a view of their input: no kernel.
 VIEWS = frozenset(
@@ -50,7 +51,7 @@ def count_operations(fn) -> collections.Counter:
     return counting.counts
 
 
-def count_task(task_name: str, num_envs: int, device: str) -> dict:
+def count_task(task_name: str, num_envs: int) -> dict:
     """Operations in one whole env step of a task under way, and in each of its parts."""
     import torch
     from omegaconf import OmegaConf
@@ -58,11 +59,10 @@ def count_task(task_name: str, num_envs: int, device: str) -> dict:
     from harness.config import compose_config
     from harness.tasks import make_task
 
-    cfg = compose_config([f"task={task_name}", f"num_envs={num_envs}", f"sim_device={device}", f"rl_device={device}"])
-    task = make_task(OmegaConf.to_container(cfg.task, resolve=True), device, device)
-    task.set_step_mode(graph=False)  # eager: the dispatcher sees each operation (a graph replays them all alike)
+    cfg = compose_config([f"task={task_name}", f"num_envs={num_envs}", "sim_device=cpu", "rl_device=cpu"])
+    task = make_task(OmegaConf.to_container(cfg.task, resolve=True), "cpu", "cpu")
     task.reset()
-    actions = torch.rand(num_envs, task.num_actions, device=device) * 2 - 1
+    actions = torch.rand(num_envs, task.num_actions) * 2 - 1
     for _ in range(3):  # under way: contacts, potentials, episode buffers set
         task.step(actions)
     parts = {
@@ -77,25 +77,16 @@ def count_task(task_name: str, num_envs: int, device: str) -> dict:
     return row
 
 
-def count_training(task_name: str, num_envs: int, device: str) -> dict:
+def count_training(task_name: str, num_envs: int) -> dict:
     """Operations of one training epoch (train.py's agent, the task's own PPO settings): the rollout beyond the env
     steps (action sampling, storage, episode bookkeeping), per step; and the update (returns, advantages, every
     minibatch's forward, backward and Adam step), per minibatch step. On CUDA with mixed precision the update runs a
     few more (the gradient scaler's)."""
-    import tempfile
-
     import torch
+    from checkpoint_cost import trained_agent
 
-    from harness.config import compose_config
-    from harness.rl.progress import ProgressObserver
-    from harness.rl.trainer import build_trainer, create_agent, rl_games_params
-
-    overrides = [f"task={task_name}", f"num_envs={num_envs}", f"sim_device={device}", f"rl_device={device}"]
-    cfg = compose_config([*overrides, "headless=True", "experiment=kernel_count"])
-    os.chdir(tempfile.mkdtemp())  # the run folder goes here
-    agent = create_agent(build_trainer(cfg, rl_games_params(cfg, "kernel_count"), [ProgressObserver()]))
-    agent.vec_env.env.set_step_mode(graph=False)
-    agent.train_epoch()  # under way: the first epoch's one-time work done
+    # after one epoch: its one-time work done
+    agent = trained_agent(argparse.Namespace(task=task_name, num_envs=num_envs, device="cpu", epochs=1))
     agent.set_eval()
     with torch.no_grad():
         rollout = sum(count_operations(agent.play_steps).values())
@@ -108,19 +99,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", nargs="+", default=["Ant", "Humanoid", "Anymal", "FrankaCabinet", "Cartpole"])
     parser.add_argument("--num-envs", type=int, default=16)
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    rows = [count_task(name, args.num_envs, args.device) for name in args.task]
+    rows = [count_task(name, args.num_envs) for name in args.task]
     for row in rows:
-        training = count_training(row["task"], args.num_envs, args.device)
+        training = count_training(row["task"], args.num_envs)
         row["rollout_beyond_env_per_step"] = training["rollout"] / training["horizon"] - row["step"]
         # the update: the epoch less its rollout, per minibatch step (the epoch's own work, returns, advantages and
         # the dataset, spread over the minibatch steps that this num_envs makes)
         row["update_per_minibatch_step"] = (training["epoch"] - training["rollout"]) / training["minibatch_steps"]
     print_table(rows)
     when = datetime.now(timezone.utc)
-    record = {"date": when.isoformat(timespec="seconds"), "device": args.device, "rows": rows}
+    record = {"date": when.isoformat(timespec="seconds"), "device": "cpu", "rows": rows}
     record["command"] = "python bench/kernel_count.py " + " ".join(sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{when:%Y-%m-%dT%H%M}-kernel-count.json").write_text(json.dumps(record, indent=2) + "\n")
