@@ -7,8 +7,8 @@ On CUDA each is at least one kernel, and inside the step's CUDA graph each still
 small its tensors (bench/results/2026-11-26-where-the-epoch-goes-H100.md): at 4096 envs that fixed cost, not the
 arithmetic, is most of the task math's time. The count does not depend on the device or on num_envs, so it is taken
 on the CPU, where nothing runs as a CUDA graph (a graph's replay passes no operation by the dispatcher that counts
-them), and shows what fusing would remove. The physics (MuJoCo Warp's kernels) is not counted. Writes the table as
-JSON under --out.
+them), and shows what fusing would remove. The physics (MuJoCo Warp's kernels) is not counted; a task's own Warp
+kernels (Ant's and Humanoid's observations and reward) are. Writes the table as JSON under --out.
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ VIEWS = frozenset(
 
 
 def count_operations(fn) -> collections.Counter:
-    """The torch operations `fn()` runs that are not views, by name."""
+    """The torch operations `fn()` runs that are not views, by name, and the tasks' own Warp kernels
+    (MjWarpSim.launch: one kernel each), as `warp:<kernel>`."""
     from torch.utils._python_dispatch import TorchDispatchMode
+
+    from harness.sim.mjwarp import MjWarpSim
 
     class Counting(TorchDispatchMode):
         def __init__(self) -> None:
@@ -46,8 +49,18 @@ def count_operations(fn) -> collections.Counter:
                 self.counts[name] += 1
             return func(*args, **(kwargs or {}))
 
-    with Counting() as counting:
-        fn()
+    launch = MjWarpSim.launch
+
+    def counted_launch(sim, kernel, dim, inputs):
+        counting.counts[f"warp:{kernel.key}"] += 1
+        launch(sim, kernel, dim, inputs)
+
+    MjWarpSim.launch = counted_launch
+    try:
+        with Counting() as counting:
+            fn()
+    finally:
+        MjWarpSim.launch = launch
     return counting.counts
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from conftest import make_ant
@@ -44,6 +46,36 @@ def test_observations_and_rewards_stay_finite_under_random_actions(ant):
         dones += int(done.sum())
     rewards = torch.stack(rewards)
     assert rewards.abs().max() < 100 and rewards.std() > 0
+
+
+def test_observation_of_a_turned_moving_torso(ant):
+    """Each torso entry and the joints' scaling computed by hand, for a torso yawed 90 degrees and rolled 0.3 rad."""
+    ant.reset()
+    half_yaw, half_roll = math.pi / 4, 0.15
+    yaw_then_roll = [  # (w, x, y, z) of the yaw rotation times the roll one
+        math.cos(half_yaw) * math.cos(half_roll),
+        math.cos(half_yaw) * math.sin(half_roll),
+        math.sin(half_yaw) * math.sin(half_roll),
+        math.sin(half_yaw) * math.cos(half_roll),
+    ]
+    qpos, qvel = ant.sim.qpos, ant.sim.qvel
+    qpos[:, :7] = torch.tensor([0.0, 5.0, 0.6, *yaw_then_roll])
+    qvel[:, :6] = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0, 2.0])  # along world x, spinning about the torso's z
+    qpos[:, 7:] = ant.dof_upper  # every joint at its upper limit
+    qvel[:, 6:] = 3.0
+    ant.potentials.fill_(-7.0)
+    ant.compute_observations()
+    obs = ant.obs_buf[0]
+    # World x is the yawed torso's -y; the roll about the torso's x turns that -y towards -z.
+    velocity = torch.tensor([0.0, -math.cos(0.3), math.sin(0.3)])
+    torch.testing.assert_close(obs[:7], torch.tensor([0.6, *velocity, 0.0, 0.0, 2.0]), atol=1e-5, rtol=0)
+    bearing = math.atan2(-5.0, 1000.0)  # the target seen from (0, 5)
+    torso = [math.pi / 2, 0.3, bearing - math.pi / 2, math.cos(0.3), math.sin(bearing)]  # body x is world y
+    torch.testing.assert_close(obs[7:12], torch.tensor(torso), atol=1e-5, rtol=0)
+    torch.testing.assert_close(obs[12:28], torch.tensor([1.0] * 8 + [3.0 * 0.2] * 8), atol=1e-5, rtol=0)
+    assert ant.prev_potentials[0] == -7.0
+    assert ant.potentials[0].item() == pytest.approx(-math.hypot(1000.0, 5.0) / 0.0166, rel=1e-6)
+    ant.reset()
 
 
 def test_actions_are_clipped_and_observed(ant):

@@ -108,6 +108,18 @@ def test_kernel_count_counts_each_part_of_an_env_step(tmp_path):
     assert f"{'Cartpole':>12} | {row['step']:>12} | " in result.stdout
 
 
+def test_kernel_count_counts_a_tasks_warp_kernels():
+    from conftest import make_ant
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from kernel_count import count_operations
+
+    ant = make_ant(2)
+    ant.reset()
+    assert count_operations(ant.compute_observations) == {"warp:observe": 1}
+    assert count_operations(ant.compute_reward) == {"warp:reward": 1}
+
+
 def test_kernel_count_leaves_views_out():
     sys.path.insert(0, str(ROOT / "bench"))
     from kernel_count import count_operations

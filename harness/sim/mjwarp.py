@@ -112,6 +112,13 @@ class MjWarpSim:
         self.reset_mask.copy_(mask)
         self._run(self._reset_graph, self._reset_eager)
 
+    @torch.compiler.disable
+    def launch(self, kernel, dim: int, inputs: list) -> None:
+        """Run a task's Warp kernel over `dim` threads after the physics, on the sim's device and stream (inside an
+        outer capture too: Warp records it there)."""
+        with wp.ScopedDevice(self._wp_device), self._scoped_stream():
+            wp.launch(kernel, dim, inputs)
+
     def _step_eager(self) -> None:
         for _ in range(self.substeps):
             mjw.step(self.model, self.data)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from harness.tasks.locomotion import LOCOMOTION_ENV_KEYS, Locomotion
 
 
@@ -21,19 +19,3 @@ class Ant(Locomotion):
     alive_reward = 0.5
     # Sized for 9 geoms on a plane (pyramidal cones, 8 limits).
     nconmax, njmax = 16, 96
-
-    def compute_observations(self) -> None:
-        torch.cat(
-            (
-                *self.torso_and_joint_observations(),
-                self.sim.sensordata * self.contact_force_scale,  # force, torque of each foot
-                self.actions,
-            ),
-            dim=-1,
-            out=self.obs_buf,
-        )
-
-    def compute_reward(self) -> torch.Tensor:
-        energy_cost = (self.actions * self.observed_dof_vel()).abs().sum(-1)
-        at_limit = (self.observed_dof_pos().abs() > 0.99).sum(-1)
-        return self.finish_reward(energy_cost, at_limit)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from harness.tasks.locomotion import LOCOMOTION_ENV_KEYS, Locomotion
 
 # Upstream normalizes the gear-weighted costs by its largest motor gear (the hips' 135).
@@ -22,29 +20,12 @@ class Humanoid(Locomotion):
     asset = Path(__file__).parent / "assets" / "humanoid.xml"
     start_height = 1.34
     alive_reward = 2.0
+    observe_torques = True  # after the joints' velocities: upstream's DOF force sensors
+    graded_limits = True
     # Random actions reach about 4 contacts and 49 constraint rows per world; twice that for poses a policy finds.
     nconmax, njmax = 16, 96
 
     def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
         self.angular_velocity_scale = float(cfg["env"]["angularVelocityScale"])
         super().__init__(cfg, sim_device, rl_device)
-        self.cost_weights = self.motor_gear / MAX_MOTOR_GEAR
-
-    def compute_observations(self) -> None:
-        scale = self.contact_force_scale
-        torch.cat(
-            (
-                *self.torso_and_joint_observations(),
-                self.sim.qfrc_actuator[:, 6:] * scale,  # motor torques: upstream's DOF force sensors
-                self.sim.sensordata * scale,  # force, torque of the right then the left foot
-                self.actions,
-            ),
-            dim=-1,
-            out=self.obs_buf,
-        )
-
-    def compute_reward(self) -> torch.Tensor:
-        energy_cost = ((self.actions * self.observed_dof_vel()).abs() * self.cost_weights).sum(-1)
-        # Graded: 0 at 98% of a joint's half-range, 1 at the limit, weighted by the joint's gear.
-        beyond = (self.observed_dof_pos().abs() - 0.98).clamp(min=0.0) / 0.02
-        return self.finish_reward(energy_cost, (beyond * self.cost_weights).sum(-1))
+        self.cost_weights.copy_(self.motor_gear / MAX_MOTOR_GEAR)  # in place: the reward kernel's view of it

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import warp as wp
 
 from harness.sim.mjwarp import load_mjcf
-from harness.tasks.rotations import basis_x_and_up, quat_rotate_inverse, roll_and_yaw, wrap_angle
+from harness.tasks import locomotion_kernels as kernels
 from harness.tasks.vec_task import VecTask
 
 TARGET_XY = (1000.0, 0.0)
@@ -32,6 +33,8 @@ class Locomotion(VecTask):
     start_height: float
     alive_reward: float
     angular_velocity_scale = 1.0
+    observe_torques = False  # the motors' torques after the joints' velocities (Humanoid)
+    graded_limits = False  # joints-at-limit cost graded from 98% of the range (Humanoid) or counted past 99% (Ant)
     episode_buffers = (*VecTask.episode_buffers, "potentials", "prev_potentials")
 
     def __init__(self, cfg: dict, sim_device: str, rl_device: str) -> None:
@@ -48,81 +51,53 @@ class Locomotion(VecTask):
         model.actuator_gear[:, 0] *= float(env["powerScale"])  # torque = action x gear x powerScale
         self.sim = self.make_sim(model, substeps=int(sim["substeps"]) * int(env.get("controlFrequencyInv", 1)))
         limits = torch.tensor(self.sim.mj_model.jnt_range[1:], dtype=torch.float32, device=self.device)
-        self.dof_lower, self.dof_upper = limits[:, 0], limits[:, 1]
+        self.dof_lower, self.dof_upper = limits[:, 0].contiguous(), limits[:, 1].contiguous()
         self.default_dof_pos = torch.zeros(self.num_actions, device=self.device).clamp(self.dof_lower, self.dof_upper)
         self.start_root = torch.tensor([0, 0, self.start_height, 1, 0, 0, 0], dtype=torch.float32, device=self.device)
         self.target_xy = torch.tensor(TARGET_XY, device=self.device)
         # Set from the state by every compute_observations(), so a reset env starts from its start pose.
         self.potentials = torch.zeros(self.num_envs, device=self.device)
         self.prev_potentials = torch.zeros(self.num_envs, device=self.device)
+        self.cost_weights = torch.ones(self.num_actions, device=self.device)
+        self.fell = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        # The kernels' views of the buffers they read and write, made once (each buffer is updated in place).
+        names = ("obs_buf", "rew_buf", "actions", "potentials", "prev_potentials", "cost_weights", "fell")
+        self._wp = {name: wp.from_torch(getattr(self, name)) for name in (*names, "dof_lower", "dof_upper")}
 
-    def torso_and_joint_observations(self) -> list[torch.Tensor]:
-        """Observation entries 0:12 (torso) and the joints' scaled positions and velocities; updates potentials.
+    def compute_observations(self) -> None:
+        """IsaacGymEnvs' layout: torso (height, linear velocity in the torso frame, angular velocity, yaw, roll, angle
+        to the target, up and heading projections), joint positions scaled to [-1, 1] over each range and velocities
+        (times dofVelocityScale), the motors' torques (Humanoid: upstream's DOF force sensors), the feet's force
+        sensors (both times contactForceScale), the actions. Also moves the potentials on by one.
 
         The angle to the target is atan2 of the y and x differences. Upstream's Humanoid uses z and x
         (upstream's target-angle quirk); with the target 1000 m away both are within 0.01 rad of each other
         for any torso within 10 m of the x axis, so the observation means the same to a policy.
         """
-        qpos, qvel = self.sim.qpos, self.sim.qvel
-        torso_xy, torso_quat = qpos[:, :2], qpos[:, 3:7]
-        to_target = self.target_xy - torso_xy
-        self.prev_potentials.copy_(self.potentials)
-        self.potentials.copy_(-torch.linalg.norm(to_target, dim=-1) / self.dt)
-        heading_vec, up_proj = basis_x_and_up(torso_quat)
-        target_dir = to_target / torch.linalg.norm(to_target, dim=-1, keepdim=True)
-        heading_proj = (heading_vec[:, :2] * target_dir).sum(-1)
-        roll, yaw = roll_and_yaw(torso_quat)
-        angle_to_target = wrap_angle(torch.atan2(to_target[:, 1], to_target[:, 0]) - yaw)
-        dof_pos = qpos[:, 7:]
-        dof_pos_scaled = (2 * dof_pos - self.dof_upper - self.dof_lower) / (self.dof_upper - self.dof_lower)
-        return [
-            qpos[:, 2:3],
-            quat_rotate_inverse(torso_quat, qvel[:, :3]),  # linear velocity, torso frame
-            qvel[:, 3:6] * self.angular_velocity_scale,  # a free joint's angular velocity is in the torso frame
-            yaw[:, None],
-            roll[:, None],
-            angle_to_target[:, None],
-            up_proj[:, None],
-            heading_proj[:, None],
-            dof_pos_scaled,
-            qvel[:, 6:] * self.dof_vel_scale,
-        ]
+        data, scale = self.sim.data, self.contact_force_scale
+        self.sim.launch(
+            kernels.observe,
+            self.num_envs,
+            [data.qpos, data.qvel, data.qfrc_actuator, data.sensordata, self._wp["actions"], self._wp["dof_lower"]]
+            + [self._wp["dof_upper"], wp.vec2(*TARGET_XY), self.dt, self.angular_velocity_scale, self.dof_vel_scale]
+            + [scale, self.observe_torques, self._wp["potentials"], self._wp["prev_potentials"], self._wp["obs_buf"]],
+        )
 
-    # Columns of the observation (IsaacGymEnvs' layout, torso_and_joint_observations) that rewards read.
-    HEIGHT, UP_PROJ, HEADING_PROJ, DOF_POS = 0, 10, 11, 12
-
-    def observed_dof_pos(self) -> torch.Tensor:
-        """The joints' positions as observed: scaled to [-1, 1] over each joint's range."""
-        return self.obs_buf[:, self.DOF_POS : self.DOF_POS + self.num_actions]
-
-    def observed_dof_vel(self) -> torch.Tensor:
-        """The joints' velocities as observed (times dofVelocityScale)."""
-        start = self.DOF_POS + self.num_actions
-        return self.obs_buf[:, start : start + self.num_actions]
-
-    def finish_reward(self, energy_cost: torch.Tensor, at_limit_cost: torch.Tensor) -> torch.Tensor:
+    def compute_reward(self) -> torch.Tensor:
         """Write the reward to rew_buf and return where the torso fell (its reward is deathCost there).
 
         Reward: speed towards the target + staying alive + being upright + facing the target, minus the
-        actions', energy and joints-at-limit costs (the last two as each task weighs them).
+        actions', energy and joints-at-limit costs (each joint weighted by cost_weights).
         """
-        obs, s = self.obs_buf, self.reward_scales
-        heading_proj, up_proj = obs[:, self.HEADING_PROJ], obs[:, self.UP_PROJ]
-        heading = torch.where(heading_proj > 0.8, s["headingWeight"], s["headingWeight"] * heading_proj / 0.8)
-        up = torch.where(up_proj > 0.93, s["upWeight"], 0.0)
-        reward = (
-            self.potentials
-            - self.prev_potentials
-            + self.alive_reward
-            + up
-            + heading
-            - s["actionsCost"] * (self.actions**2).sum(-1)
-            - s["energyCost"] * energy_cost
-            - s["jointsAtLimitCost"] * at_limit_cost
+        s, w = self.reward_scales, self._wp
+        self.sim.launch(
+            kernels.reward,
+            self.num_envs,
+            [w["obs_buf"], w["actions"], w["potentials"], w["prev_potentials"], w["cost_weights"], self.graded_limits]
+            + [self.alive_reward, s["headingWeight"], s["upWeight"], s["actionsCost"], s["energyCost"]]
+            + [s["jointsAtLimitCost"], s["deathCost"], self.termination_height, w["rew_buf"], w["fell"]],
         )
-        fell = obs[:, self.HEIGHT] < self.termination_height
-        self.rew_buf.copy_(torch.where(fell, s["deathCost"], reward))
-        return fell
+        return self.fell
 
     def reset_envs(self, mask: torch.Tensor) -> None:
         self.sim.reset(mask)
