@@ -78,6 +78,28 @@ def test_observation_of_a_turned_moving_torso(ant):
     ant.reset()
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_gpu_observes_and_rewards_as_the_cpu(ant):
+    """The observation and reward kernels on CUDA, from the CPU env's state under way, give the CPU's values."""
+    from harness.tasks import make_task
+
+    generator = torch.Generator().manual_seed(3)
+    ant.reset()
+    for _ in range(30):
+        ant.step(torch.rand(8, 8, generator=generator) * 2 - 1)
+    gpu = make_task(ant.cfg, "cuda:0", "cuda:0")
+    assert gpu.set_state(ant.get_state())
+    for task in (ant, gpu):
+        task.compute_observations()
+        task.compute_reward()
+    torch.testing.assert_close(gpu.obs_buf.cpu(), ant.obs_buf, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gpu.rew_buf.cpu(), ant.rew_buf, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gpu.potentials.cpu(), ant.potentials)
+    assert torch.equal(gpu.fell.cpu(), ant.fell)
+    ant.reset()
+
+
 def test_actions_are_clipped_and_observed(ant):
     ant.reset()
     obs, *_ = ant.step(torch.full((8, 8), 5.0))
