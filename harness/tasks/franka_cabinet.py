@@ -17,7 +17,7 @@ import torch
 import warp as wp
 
 from harness.sim.mjwarp import load_mjcf
-from harness.tasks.rotations import quat_mul, quat_rotate
+from harness.tasks import franka_cabinet_kernels as kernels
 from harness.tasks.vec_task import VecTask
 
 ASSET = Path(__file__).parent / "assets" / "franka_cabinet.xml"
@@ -30,7 +30,7 @@ FINGER_SPEED = 0.1
 FRANKA_GRASP_OFFSET = (0.0, 0.04, 0.1654)
 FRANKA_GRASP_TURN = (0.9238795325, 0.0, 0.0, -0.3826834324)  # w, x, y, z: -pi/4 about z
 DRAWER_GRASP_OFFSET = (0.3, 0.01, 0.0)
-GRIPPER_FORWARD, GRIPPER_UP = (0.0, 0.0, 1.0), (0.0, 1.0, 0.0)
+# The gripper's forward and up axes are the grasp frame's z and y (franka_cabinet_kernels.grasp_frames).
 DRAWER_INWARD, DRAWER_UP = (-1.0, 0.0, 0.0), (0.0, 0.0, 1.0)
 OPENED = 0.39  # m: the drawer counts as open, and the episode ends
 
@@ -50,49 +50,29 @@ class Scene(NamedTuple):
     drawer_opening: torch.Tensor
 
 
+REWARD_SCALE_KEYS = ("dist", "rot", "aroundHandle", "open", "fingerDist", "actionPenalty")
+
+
+def reward_inputs(scene: Scene, actions: torch.Tensor, scales: torch.Tensor, finger_dist_offset: float = 0.04) -> list:
+    """The reward kernel's inputs: the scene's tensors as Warp arrays, `scales` in REWARD_SCALE_KEYS' order."""
+    arrays = [wp.from_torch(t, dtype=wp.vec3) for t in scene[:8]]
+    return [*arrays, wp.from_torch(scene.drawer_opening), wp.from_torch(actions), wp.from_torch(scales)] + [
+        finger_dist_offset,
+        OPENED,
+    ]
+
+
 def franka_cabinet_reward(
-    scene: Scene, actions: torch.Tensor, scales: dict[str, float], finger_dist_offset: float = 0.04
+    scene: Scene, actions: torch.Tensor, scales: dict[str, float]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Upstream's compute_franka_reward: (reward, opened) per world."""
-    franka_grasp_pos, drawer_grasp_pos = scene.franka_grasp, scene.drawer_grasp
-    left_finger_pos, right_finger_pos, drawer_pos = scene.left_finger, scene.right_finger, scene.drawer_opening
-    d = torch.norm(franka_grasp_pos - drawer_grasp_pos, dim=-1)
-    dist_reward = 1.0 / (1.0 + d**2)
-    dist_reward = dist_reward * dist_reward
-    dist_reward = torch.where(d <= 0.02, dist_reward * 2, dist_reward)
-
-    forward = (scene.gripper_forward * scene.drawer_inward).sum(-1)
-    up = (scene.gripper_up * scene.drawer_up).sum(-1)
-    rot_reward = 0.5 * (torch.sign(forward) * forward**2 + torch.sign(up) * up**2)
-
-    handle_z = drawer_grasp_pos[:, 2]
-    around = (left_finger_pos[:, 2] > handle_z) & (right_finger_pos[:, 2] < handle_z)
-    around_handle_reward = around.float() * 0.5
-    finger_dist_reward = torch.where(
-        around,
-        (finger_dist_offset - (left_finger_pos[:, 2] - handle_z).abs())
-        + (finger_dist_offset - (right_finger_pos[:, 2] - handle_z).abs()),
-        torch.zeros_like(d),
-    )
-    open_reward = drawer_pos * (around_handle_reward + 1.0)
-    action_penalty = (actions**2).sum(-1)
-
-    reward = (
-        scales["dist"] * dist_reward
-        + scales["rot"] * rot_reward
-        + scales["aroundHandle"] * around_handle_reward
-        + scales["open"] * open_reward
-        + scales["fingerDist"] * finger_dist_reward
-        - scales["actionPenalty"] * action_penalty
-    )
-    reward = reward + 0.5 * (drawer_pos > 0.01).float()
-    reward = reward + around_handle_reward * (drawer_pos > 0.2).float()
-    reward = reward + 2.0 * around_handle_reward * (drawer_pos > OPENED).float()
-    # A finger past the handle (into the drawer, which lies towards -x) overrides everything.
-    handle_x = drawer_grasp_pos[:, 0] - finger_dist_offset
-    passed = (left_finger_pos[:, 0] < handle_x) | (right_finger_pos[:, 0] < handle_x)
-    reward = torch.where(passed, torch.full_like(reward, -1.0), reward)
-    return reward, drawer_pos > OPENED
+    """Upstream's compute_franka_reward: (reward, opened) per world, by the task's reward kernel on the tensors'
+    device."""
+    n, device = len(actions), actions.device
+    reward, opened = torch.empty(n, device=device), torch.empty(n, dtype=torch.bool, device=device)
+    scale_values = torch.tensor([scales[key] for key in REWARD_SCALE_KEYS], device=device)
+    inputs = reward_inputs(scene, actions, scale_values)
+    wp.launch(kernels.reward, n, [*inputs, wp.from_torch(reward), wp.from_torch(opened)], device=str(device))
+    return reward, opened
 
 
 class FrankaCabinet(VecTask):
@@ -119,8 +99,7 @@ class FrankaCabinet(VecTask):
         self.action_scale = float(env["actionScale"])
         self.dof_vel_scale = float(env["dofVelocityScale"])
         self.reward_scales = {
-            key: float(env[f"{key}{'Scale' if key == 'actionPenalty' else 'RewardScale'}"])
-            for key in ("dist", "rot", "aroundHandle", "open", "fingerDist", "actionPenalty")
+            key: float(env[f"{key}{'Scale' if key == 'actionPenalty' else 'RewardScale'}"]) for key in REWARD_SCALE_KEYS
         }
         model = load_mjcf(ASSET, sim)
         self.sim = self.make_sim(model, substeps=int(sim["substeps"]))
@@ -128,7 +107,7 @@ class FrankaCabinet(VecTask):
         joints += [model.joint("panda_finger_joint1").id, model.joint("panda_finger_joint2").id]
         assert [int(model.jnt_qposadr[j]) for j in joints] == list(range(FRANKA_JOINTS)), "Franka first in qpos"
         limits = torch.tensor(model.jnt_range[joints], dtype=torch.float32, device=dev)
-        self.dof_lower, self.dof_upper = limits[:, 0], limits[:, 1]
+        self.dof_lower, self.dof_upper = limits[:, 0].contiguous(), limits[:, 1].contiguous()
         self.default_dof_pos = torch.tensor(self.default_dof_pos_list, device=dev)
         speed = torch.ones(FRANKA_JOINTS, device=dev)
         speed[7:] = FINGER_SPEED
@@ -138,15 +117,40 @@ class FrankaCabinet(VecTask):
         self.link7, self.drawer = model.body("panda_link7").id, model.body("drawer_top").id
         self.left_finger, self.right_finger = model.body("panda_leftfinger").id, model.body("panda_rightfinger").id
         self.body_pos, self.body_quat = wp.to_torch(self.sim.data.xpos), wp.to_torch(self.sim.data.xquat)
-
-        def constant(values):
-            return torch.tensor(values, dtype=torch.float32, device=dev).expand(self.num_envs, len(values))
-
-        self.franka_grasp_offset, self.franka_grasp_turn = constant(FRANKA_GRASP_OFFSET), constant(FRANKA_GRASP_TURN)
-        self.drawer_grasp_offset = constant(DRAWER_GRASP_OFFSET)
-        self.gripper_axes = constant(GRIPPER_FORWARD), constant(GRIPPER_UP)
-        self.drawer_axes = constant(DRAWER_INWARD), constant(DRAWER_UP)
         self.dof_targets = torch.zeros(self.num_envs, FRANKA_JOINTS, device=dev)
+        self.opened = torch.zeros(self.num_envs, dtype=torch.bool, device=dev)
+        self._make_scene_buffers()
+
+    def _make_scene_buffers(self) -> None:
+        """The scene the kernels write and read (its drawer axes constant), and their inputs, made once."""
+        n, dev = self.num_envs, self.device
+
+        def rows(width, values=None):
+            if values is None:
+                return torch.zeros(n, width, device=dev)
+            return torch.tensor(values, device=dev).repeat(n, 1)
+
+        self.franka_turn = rows(4)
+        self._scene = Scene(
+            rows(3), rows(3), rows(3), rows(3), rows(3, DRAWER_INWARD), rows(3, DRAWER_UP), rows(3), rows(3),
+            self.sim.qpos[:, self.drawer_qpos],
+        )  # fmt: skip
+        franka_grasp, drawer_grasp, forward, up, _, _, left, right = (
+            wp.from_torch(t, dtype=wp.vec3) for t in self._scene[:8]
+        )
+        bodies = wp.vec4i(self.link7, self.drawer, self.left_finger, self.right_finger)
+        self._frames_inputs = [self.sim.data.xpos, self.sim.data.xquat, bodies, wp.vec3(*FRANKA_GRASP_OFFSET)] + [
+            wp.vec4(*FRANKA_GRASP_TURN), wp.vec3(*DRAWER_GRASP_OFFSET), franka_grasp, drawer_grasp,
+            wp.from_torch(self.franka_turn, dtype=wp.vec4), forward, up, left, right,
+        ]  # fmt: skip
+        self._observe_inputs = [self.sim.data.qpos, self.sim.data.qvel, franka_grasp, drawer_grasp] + [
+            wp.from_torch(self.dof_lower), wp.from_torch(self.dof_upper), self.dof_vel_scale,
+            wp.vec2i(self.drawer_qpos, self.drawer_qvel), self.clip_obs, wp.from_torch(self.obs_buf),
+        ]  # fmt: skip
+        self._reward_scales = torch.tensor([self.reward_scales[key] for key in REWARD_SCALE_KEYS], device=dev)
+        self._reward_inputs = reward_inputs(self._scene, self.actions, self._reward_scales) + [
+            wp.from_torch(self.rew_buf), wp.from_torch(self.opened),
+        ]  # fmt: skip
 
     def apply_actions(self, actions: torch.Tensor) -> None:
         """Move the joint targets by the actions (upstream's incremental position control), within the limits."""
@@ -156,47 +160,24 @@ class FrankaCabinet(VecTask):
 
     def grasp_frames(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """World positions of the Franka's and the drawer's grasp points, and the Franka grasp frame's rotation."""
-        link7_pos, link7_quat = self.body_pos[:, self.link7], self.body_quat[:, self.link7]
-        franka_grasp = link7_pos + quat_rotate(link7_quat, self.franka_grasp_offset)
-        franka_turn = quat_mul(link7_quat, self.franka_grasp_turn)
-        # The cabinet is fixed and unturned and the drawer slides along x: its frame's axes are the world's.
-        drawer_grasp = self.body_pos[:, self.drawer] + self.drawer_grasp_offset
-        return franka_grasp, drawer_grasp, franka_turn
+        self.sim.launch(kernels.grasp_frames, self.num_envs, self._frames_inputs)
+        return self._scene.franka_grasp, self._scene.drawer_grasp, self.franka_turn
 
     def compute_observations(self) -> None:
-        qpos, qvel = self.sim.qpos, self.sim.qvel
-        franka_q = qpos[:, :FRANKA_JOINTS]
-        scaled_q = 2.0 * (franka_q - self.dof_lower) / (self.dof_upper - self.dof_lower) - 1.0
-        franka_grasp, drawer_grasp, _ = self.grasp_frames()
-        obs = torch.cat(
-            (
-                scaled_q,
-                qvel[:, :FRANKA_JOINTS] * self.dof_vel_scale,
-                drawer_grasp - franka_grasp,
-                qpos[:, self.drawer_qpos : self.drawer_qpos + 1],
-                qvel[:, self.drawer_qvel : self.drawer_qvel + 1],
-            ),
-            dim=-1,
-        )
-        torch.clamp(obs, -self.clip_obs, self.clip_obs, out=self.obs_buf)
+        """The Franka's joints scaled to [-1, 1] and velocities, the handle seen from the gripper, the drawer's
+        opening and speed, each clipped to +-clipObservations."""
+        self.grasp_frames()
+        self.sim.launch(kernels.observe, self.num_envs, self._observe_inputs)
 
     def compute_reward(self) -> torch.Tensor:
-        reward, opened = franka_cabinet_reward(self.scene(), self.actions, self.reward_scales)
-        self.rew_buf.copy_(reward)
-        return opened
+        self.grasp_frames()
+        self.sim.launch(kernels.reward, self.num_envs, self._reward_inputs)
+        return self.opened
 
     def scene(self) -> Scene:
-        franka_grasp, drawer_grasp, franka_turn = self.grasp_frames()
-        return Scene(
-            franka_grasp,
-            drawer_grasp,
-            quat_rotate(franka_turn, self.gripper_axes[0]),
-            quat_rotate(franka_turn, self.gripper_axes[1]),
-            *self.drawer_axes,
-            self.body_pos[:, self.left_finger],
-            self.body_pos[:, self.right_finger],
-            self.sim.qpos[:, self.drawer_qpos],
-        )
+        """What the reward reads of the worlds as they stand."""
+        self.grasp_frames()
+        return self._scene
 
     def reset_envs(self, mask: torch.Tensor) -> None:
         """The Franka at its default pose plus U(-0.125, 0.125) per joint (within the limits), at rest, its targets
