@@ -63,6 +63,36 @@ def test_contract_and_observation_layout(franka):
     franka_grasp, drawer_grasp, _ = franka.grasp_frames()
     torch.testing.assert_close(obs[:, 18:21], drawer_grasp - franka_grasp)
     assert torch.equal(obs[:, 21], franka.sim.qpos[:, 9]) and torch.equal(obs[:, 22], franka.sim.qvel[:, 9])
+    franka.sim.qpos[:, 9], franka.sim.qvel[:, 9] = 0.1, torch.tensor([0.2, -0.3, 7.0, -7.0])  # the drawer moving
+    franka.compute_observations()
+    assert franka.obs_buf[:, 21].tolist() == pytest.approx([0.1] * 4)
+    assert franka.obs_buf[:, 22].tolist() == pytest.approx([0.2, -0.3, 5.0, -5.0]), "clipped to clipObservations"
+    franka.reset()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_gpu_observes_and_rewards_as_the_cpu(franka):
+    """The grasp-frame, observation and reward kernels on CUDA, from the CPU env's state under way, give the CPU's
+    values."""
+    from harness.tasks import make_task
+
+    generator = torch.Generator().manual_seed(3)
+    franka.reset()
+    for _ in range(30):
+        franka.step(torch.rand(NUM_ENVS, 9, generator=generator) * 2 - 1)
+    gpu = make_task(franka.cfg, "cuda:0", "cuda:0")
+    assert gpu.set_state(franka.get_state())
+    gpu.body_pos.copy_(franka.body_pos)  # the bodies' poses: computed by a physics step, not in the saved state
+    gpu.body_quat.copy_(franka.body_quat)
+    for task in (franka, gpu):
+        task.compute_observations()
+        task.compute_reward()
+    torch.testing.assert_close(gpu.obs_buf.cpu(), franka.obs_buf, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gpu.rew_buf.cpu(), franka.rew_buf, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gpu.franka_turn.cpu(), franka.franka_turn, rtol=1e-5, atol=1e-5)
+    assert torch.equal(gpu.opened.cpu(), franka.opened)
+    franka.reset()
 
 
 def test_actions_move_the_targets_by_small_steps_within_the_limits(franka):
