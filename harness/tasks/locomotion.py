@@ -54,7 +54,6 @@ class Locomotion(VecTask):
         self.dof_lower, self.dof_upper = limits[:, 0].contiguous(), limits[:, 1].contiguous()
         self.default_dof_pos = torch.zeros(self.num_actions, device=self.device).clamp(self.dof_lower, self.dof_upper)
         self.start_root = torch.tensor([0, 0, self.start_height, 1, 0, 0, 0], dtype=torch.float32, device=self.device)
-        self.target_xy = torch.tensor(TARGET_XY, device=self.device)
         # Set from the state by every compute_observations(), so a reset env starts from its start pose.
         self.potentials = torch.zeros(self.num_envs, device=self.device)
         self.prev_potentials = torch.zeros(self.num_envs, device=self.device)
