@@ -21,7 +21,7 @@ from harness.tasks import franka_cabinet_kernels as kernels
 from harness.tasks.vec_task import VecTask
 
 ASSET = Path(__file__).parent / "assets" / "franka_cabinet.xml"
-FRANKA_JOINTS = 9
+FRANKA_JOINTS = kernels.FRANKA_JOINTS  # the arm's 7 joints and its 2 fingers, first in qpos
 # Upstream integrates the targets with a hard-coded 1/60 s, and moves the fingers at a tenth of the arm's rate.
 TARGET_DT = 1.0 / 60.0
 FINGER_SPEED = 0.1
@@ -170,14 +170,9 @@ class FrankaCabinet(VecTask):
         self.sim.launch(kernels.observe, self.num_envs, self._observe_inputs)
 
     def compute_reward(self) -> torch.Tensor:
-        self.grasp_frames()
+        # The scene is the one compute_observations() left: a step observes the same worlds just before.
         self.sim.launch(kernels.reward, self.num_envs, self._reward_inputs)
         return self.opened
-
-    def scene(self) -> Scene:
-        """What the reward reads of the worlds as they stand."""
-        self.grasp_frames()
-        return self._scene
 
     def reset_envs(self, mask: torch.Tensor) -> None:
         """The Franka at its default pose plus U(-0.125, 0.125) per joint (within the limits), at rest, its targets

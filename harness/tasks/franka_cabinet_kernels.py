@@ -10,14 +10,9 @@ from __future__ import annotations
 
 import warp as wp
 
+from harness.tasks.rotations import rotate
+
 FRANKA_JOINTS = wp.constant(9)
-
-
-@wp.func
-def _rotate(w: float, xyz: wp.vec3, v: wp.vec3) -> wp.vec3:
-    # v rotated by the unit quaternion (w, xyz): v + w t + xyz x t with t = 2 xyz x v.
-    t = 2.0 * wp.cross(xyz, v)
-    return v + w * t + wp.cross(xyz, t)
 
 
 @wp.kernel
@@ -42,7 +37,7 @@ def grasp_frames(  # noqa: PLR0917 (a Warp kernel takes its inputs by position)
     link7 = xquat[i, bodies[0]]
     w = link7[0]
     xyz = wp.vec3(link7[1], link7[2], link7[3])
-    franka_grasp[i] = xpos[i, bodies[0]] + _rotate(w, xyz, franka_grasp_offset)
+    franka_grasp[i] = xpos[i, bodies[0]] + rotate(w, xyz, franka_grasp_offset)
     # The cabinet is fixed and unturned and the drawer slides along x: its frame's axes are the world's.
     drawer_grasp[i] = xpos[i, bodies[1]] + drawer_grasp_offset
     tw = franka_grasp_turn[0]
@@ -50,8 +45,8 @@ def grasp_frames(  # noqa: PLR0917 (a Warp kernel takes its inputs by position)
     turn_w = w * tw - wp.dot(xyz, txyz)  # the Hamilton product link7 x turn
     turn_xyz = w * txyz + tw * xyz + wp.cross(xyz, txyz)
     franka_turn[i] = wp.vec4(turn_w, turn_xyz[0], turn_xyz[1], turn_xyz[2])
-    gripper_forward[i] = _rotate(turn_w, turn_xyz, wp.vec3(0.0, 0.0, 1.0))
-    gripper_up[i] = _rotate(turn_w, turn_xyz, wp.vec3(0.0, 1.0, 0.0))
+    gripper_forward[i] = rotate(turn_w, turn_xyz, wp.vec3(0.0, 0.0, 1.0))
+    gripper_up[i] = rotate(turn_w, turn_xyz, wp.vec3(0.0, 1.0, 0.0))
     left_finger[i] = xpos[i, bodies[2]]
     right_finger[i] = xpos[i, bodies[3]]
 

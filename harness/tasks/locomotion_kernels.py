@@ -14,6 +14,8 @@ import math
 
 import warp as wp
 
+from harness.tasks.rotations import rotate
+
 # Observation columns (IsaacGymEnvs' layout) that the reward reads; the joints' positions and velocities follow.
 HEIGHT = wp.constant(0)
 UP_PROJ = wp.constant(10)
@@ -62,11 +64,8 @@ def observe(  # noqa: PLR0917 (a Warp kernel takes its inputs by position)
     distance = wp.sqrt(to_x * to_x + to_y * to_y)
     prev_potentials[i] = potentials[i]
     potentials[i] = -distance / dt
-    # The linear velocity in the torso frame: v - w t + xyz x t with t = 2 xyz x v (the conjugate's rotation).
-    xyz = wp.vec3(x, y, z)
-    v = wp.vec3(qvel[i, 0], qvel[i, 1], qvel[i, 2])
-    t = 2.0 * wp.cross(xyz, v)
-    local_v = v - w * t + wp.cross(xyz, t)
+    # The linear velocity in the torso frame: the world's rotated by the torso's inverse.
+    local_v = rotate(w, -wp.vec3(x, y, z), wp.vec3(qvel[i, 0], qvel[i, 1], qvel[i, 2]))
     yaw = wp.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
     heading_x = 1.0 - 2.0 * (y * y + z * z)  # the body x axis in the world, its x and y
     heading_y = 2.0 * (x * y + w * z)
