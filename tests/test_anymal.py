@@ -11,7 +11,6 @@ import torch
 from conftest import CPU, compose_config, make_cpu_task
 
 from harness.config import prepare_config
-from harness.tasks.anymal import base_up_observation
 
 NUM_ENVS = 6
 JOINTS = [f"{leg}_{joint}" for leg in ("LF", "LH", "RF", "RH") for joint in ("HAA", "HFE", "KFE")]
@@ -60,6 +59,27 @@ def test_contract_and_first_observation(anymal):
     assert (obs[:, 12:24].abs() <= 0.5 * default.abs() + 1e-6).all(), "joints at the default x U(0.5, 1.5)"
     assert (obs[:, 24:36].abs() <= 0.1 * 0.05 + 1e-6).all() and torch.equal(obs[:, 36:48], torch.zeros(NUM_ENVS, 12))
     assert torch.allclose(anymal.sim.qpos[:, :7], torch.tensor([0, 0, 0.62, 1, 0, 0, 0.0]).expand(NUM_ENVS, 7))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_gpu_observes_and_rewards_as_the_cpu(anymal):
+    """The observation and reward kernels on CUDA, from the CPU env's state under way, give the CPU's values."""
+    from harness.tasks import make_task
+
+    generator = torch.Generator().manual_seed(3)
+    anymal.reset()
+    for _ in range(30):
+        anymal.step(torch.rand(NUM_ENVS, 12, generator=generator) * 2 - 1)
+    gpu = make_task(anymal.cfg, "cuda:0", "cuda:0")
+    assert gpu.set_state(anymal.get_state())
+    gpu.sim.qfrc_actuator.copy_(anymal.sim.qfrc_actuator)  # computed by a physics step, not in the saved state
+    for task in (anymal, gpu):
+        task.compute_observations()
+        task.compute_reward()  # (its falls read the contacts, which the saved state does not hold: not compared)
+    torch.testing.assert_close(gpu.obs_buf.cpu(), anymal.obs_buf, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gpu.rew_buf.cpu(), anymal.rew_buf, rtol=1e-5, atol=1e-6)
+    anymal.reset()
 
 
 def test_actions_are_joint_targets_around_the_default_pose(anymal):
@@ -149,15 +169,22 @@ def test_time_limit_ends_episodes_as_time_outs():
         assert bool(done.all()) == (step == 9) and torch.equal(extras["time_outs"], done)
 
 
-def test_base_up_observation_is_upstreams_rotated_down_vector():
+def test_base_up_observation_is_upstreams_rotated_down_vector(anymal):
     """R (0, 0, -1): minus the base's z axis in world coordinates (upstream's quirk, kept)."""
     half = math.pi / 4
-    quats = torch.tensor(
+    anymal.reset()
+    anymal.sim.qpos[:3, 3:7] = torch.tensor(
         [
             [1.0, 0, 0, 0],  # level
             [math.cos(half), math.sin(half), 0, 0],  # rolled 90 deg about x: base z is world -y
             [math.cos(half), 0, math.sin(half), 0],  # pitched 90 deg about y: base z is world +x
         ]
     )
+    anymal.sim.qpos[3, 3:7] = torch.tensor([math.cos(half), 0, 0, math.sin(half)])  # yawed 90 deg: base x is world y
+    anymal.sim.qvel[3, :6] = torch.tensor([1.0, 0, 0, 0, 0, 0.5])  # moving along world x, turning
+    anymal.compute_observations()
     expected = torch.tensor([[0.0, 0, -1], [0, 1, 0], [-1, 0, 0]])
-    assert torch.allclose(base_up_observation(quats), expected, atol=1e-6)
+    assert torch.allclose(anymal.obs_buf[:3, 6:9], expected, atol=1e-6)
+    # along the base's -y, times linearVelocityScale 2; the yaw rate times angularVelocityScale 0.25
+    assert torch.allclose(anymal.obs_buf[3, :6], torch.tensor([0.0, -2.0, 0, 0, 0, 0.125]), atol=1e-6)
+    anymal.reset()

@@ -13,7 +13,7 @@ import torch
 import warp as wp
 
 from harness.sim.mjwarp import load_mjcf
-from harness.tasks.rotations import quat_rotate_inverse
+from harness.tasks import anymal_kernels as kernels
 from harness.tasks.vec_task import VecTask
 
 ASSET = Path(__file__).parent / "assets" / "anymal.xml"
@@ -21,15 +21,6 @@ ASSET = Path(__file__).parent / "assets" / "anymal.xml"
 FALL_BODIES = ("base", "LF_THIGH", "LH_THIGH", "RF_THIGH", "RH_THIGH")
 # The exp kernel's width in both tracking terms (upstream's 0.25).
 TRACKING_WIDTH = 0.25
-
-
-def base_up_observation(quat: torch.Tensor) -> torch.Tensor:
-    """Upstream's "projected gravity": the world's down vector rotated by the base's orientation, R (0, 0, -1),
-    that is minus the base's z axis in world coordinates. Not gravity in the base's frame (R^T g): the two agree
-    only while the base is level; tilted, their x and y have opposite signs, and upstream's depends on the heading
-    too. Kept as upstream has it, so that the observations mean what they mean there."""
-    w, x, y, z = quat.unbind(-1)
-    return -torch.stack((2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)), dim=-1)
 
 
 class Anymal(VecTask):
@@ -74,7 +65,6 @@ class Anymal(VecTask):
         self.ang_vel_scale = float(learn["angularVelocityScale"])
         self.dof_pos_scale = float(learn["dofPositionScale"])
         self.dof_vel_scale = float(learn["dofVelocityScale"])
-        self.command_scale = torch.tensor([self.lin_vel_scale, self.lin_vel_scale, self.ang_vel_scale], device=dev)
         # Upstream multiplies every reward scale by dt.
         self.reward_scales = {
             key: float(learn[f"{key}RewardScale"]) * self.dt
@@ -88,45 +78,34 @@ class Anymal(VecTask):
         self.contact_geoms, self.contact_world = wp.to_torch(contact.geom), wp.to_torch(contact.worldid)
         self.contact_dist, self.contact_count = wp.to_torch(contact.dist), wp.to_torch(self.sim.data.nacon)
         self.contact_slots = torch.arange(self.contact_dist.shape[0], device=dev)
+        # The kernels' views of the buffers they read and write, made once (each is updated in place).
+        self._wp = {name: wp.from_torch(getattr(self, name)) for name in ("obs_buf", "rew_buf", "actions", "commands")}
+        self._wp["default_dof_pos"] = wp.from_torch(self.default_dof_pos)
 
     def apply_actions(self, actions: torch.Tensor) -> None:
         torch.add(self.default_dof_pos, actions, alpha=self.action_scale, out=self.sim.ctrl)
 
-    def base_velocities(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The base's linear and angular velocity in its own frame (MuJoCo's free joint gives the linear one in
-        the world frame and the angular one in the body frame)."""
-        qvel = self.sim.qvel
-        return quat_rotate_inverse(self.sim.qpos[:, 3:7], qvel[:, :3]), qvel[:, 3:6]
-
     def compute_observations(self) -> None:
-        lin_vel, ang_vel = self.base_velocities()
-        qpos, qvel = self.sim.qpos, self.sim.qvel
-        obs = torch.cat(
-            (
-                lin_vel * self.lin_vel_scale,
-                ang_vel * self.ang_vel_scale,
-                base_up_observation(qpos[:, 3:7]),
-                self.commands * self.command_scale,
-                (qpos[:, 7:] - self.default_dof_pos) * self.dof_pos_scale,
-                qvel[:, 6:] * self.dof_vel_scale,
-                self.actions,
-            ),
-            dim=-1,
+        """Base velocities, upstream's "projected gravity" (its quirk, kept: the world's down vector rotated by the
+        base's orientation, not gravity in the base's frame; the two agree only while the base is level), the
+        command, joint offsets and velocities, actions: harness/tasks/anymal_kernels.py."""
+        data = self.sim.data
+        self.sim.launch(
+            kernels.observe,
+            self.num_envs,
+            [data.qpos, data.qvel, self._wp["commands"], self._wp["default_dof_pos"], self._wp["actions"]]
+            + [self.lin_vel_scale, self.ang_vel_scale, self.dof_pos_scale, self.dof_vel_scale, self.clip_obs]
+            + [self._wp["obs_buf"]],
         )
-        torch.clamp(obs, -self.clip_obs, self.clip_obs, out=self.obs_buf)
 
     def compute_reward(self) -> torch.Tensor:
-        lin_vel, ang_vel = self.base_velocities()
-        lin_error = ((self.commands[:, :2] - lin_vel[:, :2]) ** 2).sum(-1)
-        yaw_error = (self.commands[:, 2] - ang_vel[:, 2]) ** 2
-        torques = (self.sim.qfrc_actuator[:, 6:] ** 2).sum(-1)
-        s = self.reward_scales
-        reward = (
-            torch.exp(-lin_error / TRACKING_WIDTH) * s["linearVelocityXY"]
-            + torch.exp(-yaw_error / TRACKING_WIDTH) * s["angularVelocityZ"]
-            + torques * s["torque"]
+        data, s = self.sim.data, self.reward_scales
+        self.sim.launch(
+            kernels.reward,
+            self.num_envs,
+            [data.qpos, data.qvel, data.qfrc_actuator, self._wp["commands"], s["linearVelocityXY"]]
+            + [s["angularVelocityZ"], s["torque"], TRACKING_WIDTH, self._wp["rew_buf"]],
         )
-        self.rew_buf.copy_(reward.clamp(min=0.0))
         return self.fallen()
 
     def fallen(self) -> torch.Tensor:
