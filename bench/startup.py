@@ -35,7 +35,7 @@ STEPS = [
     ("the agent (rl_games' A2C agent, the env in it)", "harness/rl/agent.py", "__init__"),
     ("  the env (model, worlds, kernels loaded)", "harness/tasks/__init__.py", "make_task"),
     ("    its step run once and captured as a graph", "harness/sim/mjwarp.py", "_record"),
-    ("the first epoch", "harness/rl/update.py", "train_epoch"),
+    ("the first epoch", "harness/rl/update.py", "queue_epoch"),
     ("  policy graph captured", "harness/rl/rollout.py", "_capture_policy"),
     ("  update graph captured", "harness/rl/update.py", "_capture"),
 ]

@@ -87,3 +87,39 @@ def test_normalizer_statistics_stay_in_the_tensors_graphs_captured():
     graphs.keep_buffers_in_place(normalizer)
     assert normalizer.running_mean is kept_mean and normalizer.count is kept_count
     assert torch.equal(kept_mean, updated_mean) and kept_count.item() == 5.0
+
+
+def test_each_epochs_statistics_are_logged_once_at_its_own_frame(tmp_path, monkeypatch):
+    """The epoch loop logs an epoch's losses when the next epoch's work is queued (the last one's when the run ends):
+    every epoch's values, at that epoch's frame, equal to the means of rl_games' own per-minibatch lists."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.chdir(tmp_path)
+    config = ("num_envs=8", "task.env.episodeLength=10", "train.params.config.minibatch_size=32", "max_iterations=3")
+    agent = make_cpu_agent(*config, "train.params.config.bounds_loss_coef=0.0001")
+    queued, queue_epoch = [], agent.queue_epoch
+    agent.queue_epoch = lambda: queued.append(queue_epoch()) or queued[-1]
+    agent.train()
+    agent.writer.close()  # (its flush() leaves the events still queued for its writer thread)
+    assert len(queued) == 3
+    stats = [epoch.read() for epoch in queued]
+    for s, epoch in zip(stats, queued, strict=True):  # the one copy's figures are rl_games' lists' means
+        means = [torch.stack(values).mean().item() for values in epoch.logged]
+        assert [s.actor_loss, s.critic_loss, s.bounds_loss, s.entropy, s.kl] == pytest.approx(means, rel=1e-5)
+        assert s.weights_finite
+    events = EventAccumulator(str(tmp_path / "runs" / "Ant" / "summaries"))
+    events.Reload()
+    batch = 8 * agent.horizon_length
+    logged = {
+        "losses/a_loss": [s.actor_loss for s in stats],
+        "losses/c_loss": [s.critic_loss for s in stats],
+        "losses/bounds_loss": [s.bounds_loss for s in stats],
+        "losses/entropy": [s.entropy for s in stats],
+        "info/kl": [s.kl for s in stats],
+        "info/last_lr": [s.last_used_lr for s in stats],
+    }
+    for tag, values in logged.items():
+        scalars = events.Scalars(tag)
+        assert [e.step for e in scalars] == [0, batch, 2 * batch], tag
+        assert [e.value for e in scalars] == pytest.approx(values, rel=1e-6), tag
+    assert agent.last_lr == pytest.approx(stats[-1].lr), "the host's rate is the last epoch's"

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import torch
 
+from harness.rl.host_copy import HostCopy
 from harness.rl.seam import AlgoObserver
 
 
@@ -22,6 +23,7 @@ class ProgressObserver(AlgoObserver):
         self.start_time = self.last_time = time.perf_counter()
         self.start_epoch: int | None = None  # the epoch before this session's first (a resume starts late)
         self.nonfinite_resets = torch.zeros((), dtype=torch.long, device=algo.ppo_device)
+        self._nonfinite_copy = HostCopy(self.nonfinite_resets)
 
     def process_infos(self, infos: dict, done_indices) -> None:
         if "nonfinite_resets" in infos:  # a device scalar: summed without a host sync
@@ -35,13 +37,20 @@ class ProgressObserver(AlgoObserver):
         steps_per_s = (self.algo.frame - frame) / max(now - self.last_time, 1e-9)
         self.last_time = now
         self.steps_per_s.append(steps_per_s)
-        nonfinite = int(self.nonfinite_resets.item())
+        nonfinite = self._nonfinite_before()
         self.algo.writer.add_scalar("performance/env_steps_per_s", steps_per_s, frame)
         # Seconds since the agent was built (kernels already compiled), finer than rl_games' whole-second rewards/time.
         self.algo.writer.add_scalar("performance/elapsed_s", now - self.start_time, frame)
         self.algo.writer.add_scalar("env/nonfinite_resets", nonfinite, frame)
         line = self.format_line(epoch_num, steps_per_s, now - self.start_time)
         print(line + (f" | {nonfinite} non-finite worlds reset" if nonfinite else ""), flush=True)
+
+    def _nonfinite_before(self) -> int:
+        """The worlds reset for non-finite physics up to the epoch before this one: read without waiting for the
+        device (the count up to now is still being copied, for the next epoch's line)."""
+        count = int(self._nonfinite_copy.get()[0])
+        self._nonfinite_copy = HostCopy(self.nonfinite_resets)
+        return count
 
     def format_line(self, epoch: int, steps_per_s: float, elapsed: float) -> str:
         max_epochs = self.algo.max_epochs

@@ -8,6 +8,7 @@ import types
 import torch
 
 from harness import graphs
+from harness.rl.host_copy import HostCopy
 from harness.rl.seam import ModelA2CContinuousLogStd, swap_and_flatten01
 
 
@@ -42,8 +43,19 @@ class SyncFreeRollout:
     # An update that calls record_finished_episodes() itself, once its GPU work is queued, sets this.
     defer_episode_statistics = False
 
+    def __init__(self, base_name, params) -> None:
+        super().__init__(base_name, params)
+        if self._owns_rollout():
+            # rl_games' episode meters on the host, so that reading them at an epoch's end waits for nothing
+            for meter in (self.game_rewards, self.game_shaped_rewards, self.game_lengths):
+                meter.to("cpu")
+
+    def _owns_rollout(self) -> bool:
+        """Whether this rollout runs (else rl_games' own does: recurrent, central-value and masked-action agents)."""
+        return not (self.use_action_masks or self.has_central_value or self.is_rnn)
+
     def play_steps(self):
-        if self.use_action_masks or self.has_central_value or self.is_rnn:
+        if not self._owns_rollout():
             return super().play_steps()
         records = self._step_records()
         if self._rollout_graph is None and self._captures_rollout():
@@ -205,30 +217,22 @@ class SyncFreeRollout:
             self._policy_outputs = self._sample_actions(self._policy_obs)
         self._policy_graph = graph
 
-    def _gather_finished_episodes(self, finished: torch.Tensor, *per_step: torch.Tensor):
-        """The returns, shaped returns and lengths of the episodes that finished, in step order and within a step
-        in env order, gathered on the device; the number per step is copied to the host without waiting."""
+    def _gather_finished_episodes(self, finished: torch.Tensor, *per_step: torch.Tensor) -> HostCopy:
+        """The number of episodes that finished at each step, and their returns, shaped returns and lengths in step
+        order and within a step in env order, gathered on the device and copied to the host without waiting."""
         finished_first = torch.sort((~finished).flatten().to(torch.uint8), stable=True).indices
-        gathered = [values.flatten(0, 1)[finished_first] for values in per_step]
-        counts = finished.sum(1).to("cpu", non_blocking=True)
-        copied = None
-        if finished.is_cuda:
-            copied = torch.cuda.Event()
-            copied.record()
-        return counts, copied, gathered
+        return HostCopy(finished.sum(1), *(values.flatten(0, 1)[finished_first] for values in per_step))
 
     def record_finished_episodes(self) -> None:
         """Feed rl_games' episode meters step by step, as its own rollout does after every step.
 
-        One wait, for the copy of the counts, which the GPU made right after the rollout: an update that
-        defers this until its own work is queued (`defer_episode_statistics`) waits for nothing.
+        One wait, for the copy that the GPU made right after the rollout: an update that defers this until its own
+        work is queued (`defer_episode_statistics`) waits for nothing.
         """
         if self._finished_episodes is None:
             return
-        (counts, copied, gathered), self._finished_episodes = self._finished_episodes, None
-        if copied is not None:
-            copied.synchronize()
-        returns, shaped_returns, lengths = gathered
+        finished, self._finished_episodes = self._finished_episodes, None
+        counts, returns, shaped_returns, lengths = finished.get()
         start = 0
         for count in counts.tolist():
             end = start + count  # this step's episodes, shaped as rl_games' values[n][done_indices]: (count, 1, ...)
@@ -239,7 +243,10 @@ class SyncFreeRollout:
 
     def _batch_for_update(self, step_time: float) -> dict:
         """Advantages and returns of the rollout, flattened as rl_games' update expects (its own helpers)."""
-        last_values = self.get_values(self.obs)
+        # The values of the states the rollout ended in, from the action sampling (on CUDA its graph) rather than
+        # rl_games' get_values: the same network and random draws, without torch.normal's host-side check that
+        # std >= 0, which would make the host wait for the rollout before queueing the update.
+        last_values = self.get_action_values(self.obs)["values"]
         buffers = self.experience_buffer.tensor_dict
         advantages = self.discount_values(
             self.dones.float(), last_values, buffers["dones"].float(), buffers["values"], buffers["rewards"]

@@ -136,7 +136,6 @@ USED = [
     "game_rewards",
     "game_shaped_rewards",
     "gamma",
-    "get_values",
     "grad_norm",
     "has_central_value",
     "horizon_length",
@@ -176,6 +175,5 @@ USED = [
     "value_bootstrap",
     "value_size",
     "vec_env",
-    "write_stats",
     "writer",
 ]

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 
 from harness import distributed, graphs
+from harness.rl.host_copy import HostCopy
 from harness.rl.rollout import SyncFreeRollout
 from harness.rl.seam import AdaptiveScheduler, torch_ext
 
@@ -26,6 +27,37 @@ class MinibatchStats(NamedTuple):
     lr: torch.Tensor
 
 
+class EpochStatistics(NamedTuple):
+    """One epoch's statistics on the host (what rl_games logs, and whether its weights are still finite)."""
+
+    actor_loss: float
+    critic_loss: float
+    bounds_loss: float
+    entropy: float
+    kl: float
+    lr: float
+    last_used_lr: float
+    weights_finite: bool
+
+
+class QueuedEpoch(NamedTuple):
+    """An epoch whose work is queued on the device: its host-clock times, its statistics on their way, and rl_games'
+    lists of losses (actor, critic, bounds, entropy: one per minibatch) and KL divergences, on the device."""
+
+    times: tuple  # rl_games' step_time, play_time, update_time, total_time (seconds)
+    statistics: HostCopy
+    logged: tuple
+
+    def read(self) -> EpochStatistics:
+        """The statistics, waiting for their copy (not for what the device was given after the epoch)."""
+        values = self.statistics.get()[0].tolist()
+        return EpochStatistics(*values[:-1], weights_finite=bool(values[-1]))
+
+    def results(self) -> tuple:
+        """rl_games' train_epoch results (its ContinuousA2CBase's), once the statistics have arrived."""
+        return (*self.times, *self.logged, self.read().last_used_lr, 1.0)
+
+
 class SyncFreeUpdate:
     """Replaces `ContinuousA2CBase.train_epoch` for feed-forward policies; mix in before rl_games' agent class.
 
@@ -35,7 +67,8 @@ class SyncFreeUpdate:
     the fused Adam reads and the adaptive schedule updates in place. On CUDA each minibatch step (rl_games'
     own forward, losses, backward, scaler and Adam step, then the schedule) is captured as one CUDA graph
     after two eager steps and replayed with the next minibatch copied into its inputs. Minibatches, losses,
-    the order of updates and what is logged are rl_games'; the learning rate is read once an epoch.
+    the order of updates and what is logged are rl_games'. The epoch's statistics (losses, KL divergence, learning
+    rate) reach the host in one copy that nothing waits for (`queue_epoch`); `train_epoch` waits for it.
     """
 
     _update_graph: torch.cuda.CUDAGraph | None = None
@@ -46,8 +79,18 @@ class SyncFreeUpdate:
         self._install_lr_tensor(self.last_lr)
 
     def train_epoch(self):
+        """rl_games' train_epoch: one epoch, waiting for its statistics."""
+        epoch = self.queue_epoch()
+        self.last_lr = epoch.read().lr
+        return epoch.results()
+
+    def queue_epoch(self) -> QueuedEpoch:
+        """One epoch's rollout and update, queued on the device without waiting for the update, its statistics on
+        their way to the host (harness.rl.train_loop reads them an epoch later, when they have long arrived)."""
         if self.is_rnn or self.has_central_value:
-            return super().train_epoch()
+            results = super().train_epoch()
+            statistics = self._epoch_statistics(results[4:8], results[8], results[9:10] * 2)
+            return QueuedEpoch(results[:4], statistics, results[4:9])
         self.vec_env.set_train_info(self.frame, self)
         self.defer_episode_statistics = isinstance(self, SyncFreeRollout)
         self.set_eval()
@@ -69,24 +112,23 @@ class SyncFreeUpdate:
             distributed.average_normalizers_(self.model)
         if self.defer_episode_statistics:  # with the update queued, the meters' host work overlaps the GPU's
             self.record_finished_episodes()
-        # The update's one read of the device: the rate it ends with, and the one its last minibatch used
-        # (what rl_games logs as info/last_lr).
-        self.last_lr, last_used_lr = torch.stack([self._lr, stats[-1].lr]).tolist()
-        update_end = time.perf_counter()
         b_losses = [s.bounds_loss for s in stats] if self.bounds_loss_coef is not None else []
-        return (
-            batch_dict["step_time"],
-            update_start - play_start,
-            update_end - update_start,
-            update_end - play_start,
-            [s.actor_loss for s in stats],
-            [s.critic_loss for s in stats],
-            b_losses,
-            [s.entropy for s in stats],
-            kls,
-            last_used_lr,
-            1.0,
-        )
+        losses = ([s.actor_loss for s in stats], [s.critic_loss for s in stats], b_losses, [s.entropy for s in stats])
+        # the rate the update ends with, and the one its last minibatch used (what rl_games logs as info/last_lr)
+        statistics = self._epoch_statistics(losses, kls, (self._lr, stats[-1].lr))
+        update_end = time.perf_counter()  # the host's time: the update's GPU work may still be under way
+        times = (batch_dict["step_time"], update_start - play_start, update_end - update_start, update_end - play_start)
+        return QueuedEpoch(times, statistics, (*losses, kls))
+
+    def _epoch_statistics(self, losses: tuple, kls: list, lrs: tuple) -> HostCopy:
+        """The epoch's mean losses (actor, critic, bounds, entropy) and KL divergence, its learning rates (at the end,
+        and the last minibatch's), and whether every weight is still finite (a non-finite network is never saved),
+        on their way to the host in one copy."""
+        weights = torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])
+        scalars = [torch_ext.mean_list(values) if values else weights.new_zeros(()) for values in (*losses, kls)]
+        scalars += [torch.as_tensor(lr, device=weights.device) for lr in lrs]  # (device tensors here but for RNNs)
+        scalars.append(torch.isfinite(weights).all())
+        return HostCopy(torch.stack([x.detach().float().reshape(()) for x in scalars]))
 
     def _train_mini_epoch(self, stats: list) -> torch.Tensor:
         """One pass over the dataset's minibatches, each one's stats appended to `stats`; returns the pass's mean KL
