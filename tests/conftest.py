@@ -64,6 +64,22 @@ def make_agent(*overrides: str, seed: int = 0):
     return create_agent(runner)
 
 
+def gpu_twin_under_way(task, steps: int = 30):
+    """`task` (on the CPU) stepped `steps` times with seeded random actions, and the same task built on cuda:0 from its
+    saved state: to compare the task's kernels on the GPU with the CPU's from one state."""
+    import torch
+
+    from harness.tasks import make_task
+
+    generator = torch.Generator().manual_seed(3)
+    task.reset()
+    for _ in range(steps):
+        task.step(torch.rand(task.num_envs, task.num_actions, generator=generator) * 2 - 1)
+    gpu = make_task(task.cfg, "cuda:0", "cuda:0")
+    assert gpu.set_state(task.get_state())
+    return gpu
+
+
 def make_ant(num_envs: int = 8, *overrides: str):
     """A resolved Ant task on the CPU."""
     return make_cpu_task("Ant", num_envs, *overrides)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import make_ant
+from conftest import gpu_twin_under_way, make_ant
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +82,7 @@ def test_observation_of_a_turned_moving_torso(ant):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_the_gpu_observes_and_rewards_as_the_cpu(ant):
     """The observation and reward kernels on CUDA, from the CPU env's state under way, give the CPU's values."""
-    from harness.tasks import make_task
-
-    generator = torch.Generator().manual_seed(3)
-    ant.reset()
-    for _ in range(30):
-        ant.step(torch.rand(8, 8, generator=generator) * 2 - 1)
-    gpu = make_task(ant.cfg, "cuda:0", "cuda:0")
-    assert gpu.set_state(ant.get_state())
+    gpu = gpu_twin_under_way(ant)
     gpu.sim.sensordata.copy_(ant.sim.sensordata)  # computed by a physics step, not part of the saved state
     for task in (ant, gpu):
         task.compute_observations()

@@ -8,7 +8,7 @@ import mujoco
 import numpy as np
 import pytest
 import torch
-from conftest import CPU, compose_config, make_cpu_task
+from conftest import CPU, compose_config, gpu_twin_under_way, make_cpu_task
 
 from harness.config import prepare_config
 
@@ -65,14 +65,7 @@ def test_contract_and_first_observation(anymal):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_the_gpu_observes_and_rewards_as_the_cpu(anymal):
     """The observation and reward kernels on CUDA, from the CPU env's state under way, give the CPU's values."""
-    from harness.tasks import make_task
-
-    generator = torch.Generator().manual_seed(3)
-    anymal.reset()
-    for _ in range(30):
-        anymal.step(torch.rand(NUM_ENVS, 12, generator=generator) * 2 - 1)
-    gpu = make_task(anymal.cfg, "cuda:0", "cuda:0")
-    assert gpu.set_state(anymal.get_state())
+    gpu = gpu_twin_under_way(anymal)
     gpu.sim.qfrc_actuator.copy_(anymal.sim.qfrc_actuator)  # computed by a physics step, not in the saved state
     for task in (anymal, gpu):
         task.compute_observations()

@@ -6,7 +6,7 @@ import mujoco
 import numpy as np
 import pytest
 import torch
-from conftest import CPU, compose_config, make_cpu_task
+from conftest import CPU, compose_config, gpu_twin_under_way, make_cpu_task
 
 from harness.config import prepare_config
 from harness.tasks.franka_cabinet import Scene, franka_cabinet_reward
@@ -75,14 +75,7 @@ def test_contract_and_observation_layout(franka):
 def test_the_gpu_observes_and_rewards_as_the_cpu(franka):
     """The grasp-frame, observation and reward kernels on CUDA, from the CPU env's state under way, give the CPU's
     values."""
-    from harness.tasks import make_task
-
-    generator = torch.Generator().manual_seed(3)
-    franka.reset()
-    for _ in range(30):
-        franka.step(torch.rand(NUM_ENVS, 9, generator=generator) * 2 - 1)
-    gpu = make_task(franka.cfg, "cuda:0", "cuda:0")
-    assert gpu.set_state(franka.get_state())
+    gpu = gpu_twin_under_way(franka)
     gpu.body_pos.copy_(franka.body_pos)  # the bodies' poses: computed by a physics step, not in the saved state
     gpu.body_quat.copy_(franka.body_quat)
     for task in (franka, gpu):
