@@ -7,12 +7,10 @@ import os
 import signal
 from pathlib import Path
 
-import torch
-
 from harness import distributed
 from harness.errors import UserError
 from harness.rl import resume_state
-from harness.rl.update import QueuedEpoch
+from harness.rl.update import QueuedEpoch, all_weights_finite
 
 
 class TrainingStopped(Exception):
@@ -102,7 +100,7 @@ class TrainLoop:
 
     def _weights_finite(self) -> bool:
         """One host sync: whether every weight is finite (a non-finite network is never saved)."""
-        return bool(torch.isfinite(torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])).all())
+        return bool(all_weights_finite(self.model))
 
     def _log_and_save(self, epoch: int, frame: int, total_time: float, times: tuple) -> tuple[bool, int]:
         """Rank 0's end of an epoch, as rl_games' (TensorBoard, the observers' after_print_stats, checkpoints), without

@@ -27,6 +27,12 @@ class MinibatchStats(NamedTuple):
     lr: torch.Tensor
 
 
+def all_weights_finite(model: torch.nn.Module) -> torch.Tensor:
+    """Whether every weight of `model` is finite (a non-finite network is never saved): a 0-d bool tensor on the
+    model's device, which reading on the host waits for."""
+    return torch.isfinite(torch.cat([p.detach().reshape(-1) for p in model.parameters()])).all()
+
+
 class EpochStatistics(NamedTuple):
     """One epoch's statistics on the host (what rl_games logs, and whether its weights are still finite)."""
 
@@ -124,10 +130,12 @@ class SyncFreeUpdate:
         """The epoch's mean losses (actor, critic, bounds, entropy) and KL divergence, its learning rates (at the end,
         and the last minibatch's), and whether every weight is still finite (a non-finite network is never saved),
         on their way to the host in one copy."""
-        weights = torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])
-        scalars = [torch_ext.mean_list(values) if values else weights.new_zeros(()) for values in (*losses, kls)]
-        scalars += [torch.as_tensor(lr, device=weights.device) for lr in lrs]  # (device tensors here but for RNNs)
-        scalars.append(torch.isfinite(weights).all())
+        device = next(self.model.parameters()).device
+        scalars = [  # (a list is empty where no bounds loss is configured)
+            torch_ext.mean_list(values) if values else torch.zeros((), device=device) for values in (*losses, kls)
+        ]
+        scalars += [torch.as_tensor(lr, device=device) for lr in lrs]  # (device tensors here but for RNNs)
+        scalars.append(all_weights_finite(self.model))
         return HostCopy(torch.stack([x.detach().float().reshape(()) for x in scalars]))
 
     def _train_mini_epoch(self, stats: list) -> torch.Tensor:
