@@ -1,6 +1,7 @@
 """Where an epoch's time goes on the GPU's own clock, by part: CUDA events recorded in the stream, no added waits.
 
     python bench/epoch_phases.py task=Ant num_envs=4096 max_iterations=60 headless=True
+    torchrun --standalone --nproc_per_node=2 bench/epoch_phases.py task=Ant multi_gpu=True ...   (a line per rank)
 
 Runs train.py with these overrides (from the current folder, where the run folder goes) and prints the medians,
 over the epochs after the fifth, of: the epoch (start to the next epoch's start, on the GPU and on the host), the
@@ -58,8 +59,9 @@ def report() -> None:
         return statistics.median(rows[i][a][0].elapsed_time(rows[i + shift][b][0]) for i in range(len(rows) - shift))
 
     host_ms = statistics.median((rows[i + 1]["start"][1] - rows[i]["start"][1]) * 1e3 for i in range(len(rows) - 1))
+    rank = f"rank {os.environ['RANK']}, " if "RANK" in os.environ else ""
     print(
-        f"{' '.join(sys.argv[1:])}: {len(rows)} epochs; epoch {gpu_ms('start', 'start', 1):.2f} ms on the GPU, "
+        f"{rank}{' '.join(sys.argv[1:])}: {len(rows)} epochs; epoch {gpu_ms('start', 'start', 1):.2f} ms on the GPU, "
         f"{host_ms:.2f} ms on the host; rollout {gpu_ms('start', 'rollout'):.2f} ms; returns and dataset "
         f"{gpu_ms('rollout', 'dataset'):.2f} ms; update {gpu_ms('dataset', 'end'):.2f} ms; update's end to the next "
         f"rollout {gpu_ms('end', 'start', 1):.2f} ms",
