@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from conftest import make_cpu_agent
@@ -123,3 +125,52 @@ def test_each_epochs_statistics_are_logged_once_at_its_own_frame(tmp_path, monke
         assert [e.step for e in scalars] == [0, batch, 2 * batch], tag
         assert [e.value for e in scalars] == pytest.approx(values, rel=1e-6), tag
     assert agent.last_lr == pytest.approx(stats[-1].lr), "the host's rate is the last epoch's"
+
+
+@pytest.mark.parametrize("clip_value", [True, False])
+def test_the_fused_loss_has_rl_games_own_gradients(tmp_path, monkeypatch, clip_value):
+    """harness.rl.ppo_loss's one-kernel loss and gradient against rl_games' calc_gradients from the same weights, at
+    every minibatch step of three mini-epochs (stepped with rl_games' gradients), with a learning rate high enough
+    that the clipping and the bound loss act. (Weights are not compared after steps: Adam's first steps amplify
+    float rounding in gradients near zero.)"""
+    from rl_games.algos_torch.a2c_continuous import A2CAgent
+
+    monkeypatch.chdir(tmp_path)
+    config = ("num_envs=8", "task.env.episodeLength=10", "train.params.config.minibatch_size=32")
+    config += ("train.params.config.learning_rate=0.01", "train.params.config.bounds_loss_coef=0.01")
+    config += (f"train.params.config.clip_value={clip_value}", "train.params.config.lr_schedule=None")
+    agent = make_cpu_agent(*config, seed=5)
+    assert agent._fuses_loss()
+    agent.set_eval()
+    with torch.no_grad():
+        batch = agent.play_steps()
+    agent.set_train()
+    agent.prepare_dataset(batch)
+    step, gradients = agent.trancate_gradients_and_step, {}
+    agent.trancate_gradients_and_step = lambda: gradients.update({n: p.grad for n, p in agent.model.named_parameters()})
+
+    def gradients_and_result(calc_gradients, minibatch):
+        calc_gradients(minibatch)
+        return dict(gradients), [torch.as_tensor(x).detach().float() for x in agent.train_result]
+
+    def ratio(model, minibatch):  # the new policy's probability of the actions over the old one's
+        inputs = {"is_train": True, "prev_actions": minibatch["actions"], "obs": minibatch["obs"]}
+        with torch.no_grad():  # (on a copy: in training mode the forward updates the input normalizer)
+            return torch.exp(minibatch["old_logp_actions"] - copy.deepcopy(model)(inputs)["prev_neglogp"])
+
+    clipped = bounded = 0
+    for _ in range(3):  # mini-epochs
+        for i in range(len(agent.dataset)):
+            before = copy.deepcopy(agent.model.state_dict())  # (the forward updates the input normalizer)
+            ours, our_result = gradients_and_result(agent.calc_gradients, agent.dataset[i])
+            agent.model.load_state_dict(before)
+            theirs, their_result = gradients_and_result(lambda mb: A2CAgent.calc_gradients(agent, mb), agent.dataset[i])
+            for name, gradient in theirs.items():
+                torch.testing.assert_close(ours[name], gradient, rtol=1e-4, atol=1e-6, msg=name)
+            for mine, reference in zip(our_result, their_result, strict=True):
+                torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-6)
+            clipped += int((ratio(agent.model, agent.dataset[i]) - 1.0).abs().gt(agent.e_clip).sum())
+            bounded += int(their_result[8] > 0)
+            step()  # with rl_games' gradients, which the parameters hold now
+        agent.model.running_mean_std.eval()  # as the update does after the first mini-epoch
+    assert clipped > 0 and bounded > 0, "the clipped branch and the bound loss were exercised"

@@ -74,6 +74,7 @@ from rl_games.algos_torch.models import ModelA2CContinuousLogStd
 from rl_games.common import env_configurations, vecenv
 from rl_games.common.a2c_common import A2CBase, swap_and_flatten01
 from rl_games.common.algo_observer import AlgoObserver
+from rl_games.common.diagnostics import DefaultDiagnostics
 from rl_games.common.ivecenv import IVecEnv
 from rl_games.common.schedulers import AdaptiveScheduler
 from rl_games.torch_runner import Runner
@@ -83,6 +84,7 @@ __all__ = [
     "A2CBase",
     "AdaptiveScheduler",
     "AlgoObserver",
+    "DefaultDiagnostics",
     "IVecEnv",
     "ModelA2CContinuousLogStd",
     "Runner",
@@ -100,6 +102,7 @@ REPLACED = {
     "trancate_gradients_and_step": "update.SyncFreeUpdate: gradients averaged over ranks in one flat all-reduce",
     "get_full_state_weights": "update.SyncFreeUpdate: the learning rate saved as a plain number",
     "set_full_state_weights": "update.SyncFreeUpdate: the learning rate back on the device",
+    "calc_gradients": "update.SyncFreeUpdate: the PPO loss and its backward pass as one kernel (ppo_loss)",
     "play_steps": "rollout.SyncFreeRollout: the rollout without a host sync per step",
     "get_action_values": "rollout.SyncFreeRollout: action sampling as a CUDA graph",
     "save": "agent.HarnessAgent: atomic, plain-data checkpoints with the episodes in progress",
@@ -108,13 +111,13 @@ REPLACED = {
 
 # Attributes and methods of rl_games' agent that this project's code reads, sets or calls, beyond REPLACED.
 USED = [
-    "_preproc_obs",
     "algo_observer",
     "batch_size",
     "batch_size_envs",
+    "bound_loss_type",
     "bounds_loss_coef",
-    "calc_gradients",
     "cast_obs",
+    "clip_value",
     "config",
     "critic_coef",
     "curr_frames",
@@ -138,6 +141,7 @@ USED = [
     "gamma",
     "grad_norm",
     "has_central_value",
+    "has_value_loss",
     "horizon_length",
     "init_tensors",
     "is_rnn",
@@ -147,6 +151,7 @@ USED = [
     "max_frames",
     "mean_rewards",
     "mini_epochs_num",
+    "mixed_precision",
     "model",
     "multi_gpu",
     "nn_dir",
@@ -155,8 +160,10 @@ USED = [
     "obs",
     "obs_to_tensors",
     "optimizer",
+    "ppo",
     "ppo_device",
     "prepare_dataset",
+    "_preproc_obs",
     "rewards_shaper",
     "rnn_states",
     "save_best_after",

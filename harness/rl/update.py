@@ -9,8 +9,9 @@ import torch
 
 from harness import distributed, graphs
 from harness.rl.host_copy import HostCopy
+from harness.rl.ppo_loss import FusedPPOLoss
 from harness.rl.rollout import SyncFreeRollout
-from harness.rl.seam import AdaptiveScheduler, torch_ext
+from harness.rl.seam import AdaptiveScheduler, DefaultDiagnostics, ModelA2CContinuousLogStd, torch_ext
 
 # Minibatch steps run eagerly before the capture: they create the optimizer's and the scaler's state.
 EAGER_MINIBATCHES = 2
@@ -182,6 +183,40 @@ class SyncFreeUpdate:
                 self._device_schedule(kl)
         scalars = MinibatchStats(a_loss, c_loss, entropy, kl, b_loss, lr_used)
         return torch.stack([t.detach().float().reshape(()) for t in scalars]), mu, sigma
+
+    def calc_gradients(self, input_dict: dict) -> None:
+        """rl_games' calc_gradients (forward, losses, backward, optimizer step) with its loss terms and their backward
+        pass as one kernel (harness.rl.ppo_loss) where its settings are the plain PPO ones; rl_games' own otherwise."""
+        if not self._fuses_loss():
+            return super().calc_gradients(input_dict)
+        model = self.model
+        with torch.amp.autocast("cuda", enabled=self.mixed_precision, dtype=torch.bfloat16):
+            inputs = {"is_train": True, "prev_actions": input_dict["actions"]}
+            inputs["obs"] = model.norm_obs(self._preproc_obs(input_dict["obs"]))
+            mu, logstd, value, _ = model.a2c_network(inputs)
+        coefs = (self.e_clip, self.critic_coef, self.entropy_coef, self.bounds_loss_coef)
+        loss, means = FusedPPOLoss.apply(mu, logstd, value, input_dict, coefs, bool(self.clip_value))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.trancate_gradients_and_step()
+        a_loss, c_loss, entropy, b_loss, kl = means.unbind()
+        sigma = torch.exp(logstd.detach())
+        self.train_result = (a_loss, c_loss, entropy, kl, self.last_lr, 1.0, mu.detach(), sigma, b_loss)
+        return None
+
+    def _fuses_loss(self) -> bool:
+        """Whether the settings are those FusedPPOLoss computes: PPO's clipped surrogate, a value loss, rl_games'
+        'bound' loss, a feed-forward Gaussian policy without auxiliary losses, no diagnostics."""
+        return (
+            self.ppo
+            and self.has_value_loss
+            and self.bound_loss_type == "bound"
+            and self.bounds_loss_coef is not None
+            and not self.is_rnn
+            and isinstance(self.model, ModelA2CContinuousLogStd.Network)
+            and self.model.get_aux_loss() is None
+            and isinstance(self.diagnostics, DefaultDiagnostics)
+        )
 
     def trancate_gradients_and_step(self) -> None:
         """rl_games' optimizer step (its method's name), with the gradients averaged over ranks in one flat
