@@ -139,6 +139,7 @@ def test_the_fused_loss_has_rl_games_own_gradients(tmp_path, monkeypatch, clip_v
     config = ("num_envs=8", "task.env.episodeLength=10", "train.params.config.minibatch_size=32")
     config += ("train.params.config.learning_rate=0.01", "train.params.config.bounds_loss_coef=0.01")
     config += (f"train.params.config.clip_value={clip_value}", "train.params.config.lr_schedule=None")
+    config += ("train.params.config.entropy_coef=0.01",)
     agent = make_cpu_agent(*config, seed=5)
     assert agent._fuses_loss()
     agent.set_eval()
