@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import NamedTuple
 
@@ -9,7 +10,6 @@ import torch
 
 from harness import distributed, graphs
 from harness.rl.host_copy import HostCopy
-from harness.rl.ppo_loss import FusedPPOLoss
 from harness.rl.rollout import SyncFreeRollout
 from harness.rl.seam import AdaptiveScheduler, DefaultDiagnostics, ModelA2CContinuousLogStd, torch_ext
 
@@ -189,6 +189,8 @@ class SyncFreeUpdate:
         pass as one kernel (harness.rl.ppo_loss) where its settings are the plain PPO ones; rl_games' own otherwise."""
         if not self._fuses_loss():
             return super().calc_gradients(input_dict)
+        from harness.rl.ppo_loss import FusedPPOLoss  # (imports Warp, which Isaac Gym's path goes without)
+
         model = self.model
         with torch.amp.autocast("cuda", enabled=self.mixed_precision, dtype=torch.bfloat16):
             inputs = {"is_train": True, "prev_actions": input_dict["actions"]}
@@ -206,9 +208,11 @@ class SyncFreeUpdate:
 
     def _fuses_loss(self) -> bool:
         """Whether the settings are those FusedPPOLoss computes: PPO's clipped surrogate, a value loss, rl_games'
-        'bound' loss, a feed-forward Gaussian policy without auxiliary losses, no diagnostics."""
+        'bound' loss, a feed-forward Gaussian policy without auxiliary losses, no diagnostics; and whether Warp is
+        loaded already (by MuJoCo Warp: Isaac Gym's path, for which it may not even be installed, stays rl_games')."""
         return (
-            self.ppo
+            "warp" in sys.modules
+            and self.ppo
             and self.has_value_loss
             and self.bound_loss_type == "bound"
             and self.bounds_loss_coef is not None
