@@ -8,7 +8,8 @@ small its tensors (bench/results/2026-11-26-where-the-epoch-goes-H100.md): at 40
 arithmetic, is most of the task math's time. The count does not depend on the device or on num_envs, so it is taken
 on the CPU, where nothing runs as a CUDA graph (a graph's replay passes no operation by the dispatcher that counts
 them), and shows what fusing would remove. The physics (MuJoCo Warp's kernels) is not counted; a task's own Warp
-kernels (Ant's and Humanoid's observations and reward) are. Writes the table as JSON under --out.
+kernels (Ant's and Humanoid's observations and reward) and the PPO loss's (harness.rl.ppo_loss) are. Writes the table
+as JSON under --out.
 """
 
 from __future__ import annotations
@@ -49,18 +50,24 @@ def count_operations(fn) -> collections.Counter:
                 self.counts[name] += 1
             return func(*args, **(kwargs or {}))
 
-    launch = MjWarpSim.launch
+    from harness.rl import ppo_loss
+
+    launch, loss_launch = MjWarpSim.launch, ppo_loss._launch
 
     def counted_launch(sim, kernel, dim, inputs):
         counting.counts[f"warp:{kernel.key}"] += 1
         launch(sim, kernel, dim, inputs)
 
-    MjWarpSim.launch = counted_launch
+    def counted_loss_launch(kernel, dim, inputs):
+        counting.counts[f"warp:{kernel.key}"] += 1
+        loss_launch(kernel, dim, inputs)
+
+    MjWarpSim.launch, ppo_loss._launch = counted_launch, counted_loss_launch
     try:
         with Counting() as counting:
             fn()
     finally:
-        MjWarpSim.launch = launch
+        MjWarpSim.launch, ppo_loss._launch = launch, loss_launch
     return counting.counts
 
 
