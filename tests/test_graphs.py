@@ -38,6 +38,7 @@ def agent(tmp_path_factory):
 
 def test_the_update_graph_lands_where_the_eager_minibatch_step_does(agent):
     assert agent._update_graph is not None
+    assert agent._fuses_loss(), "the graph holds the PPO loss's Warp kernel (harness.rl.ppo_loss)"
     assert compare_update_graph_with_eager(agent) < 1e-6
 
 
