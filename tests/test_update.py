@@ -175,3 +175,27 @@ def test_the_fused_loss_has_rl_games_own_gradients(tmp_path, monkeypatch, clip_v
             step()  # with rl_games' gradients, which the parameters hold now
         agent.model.running_mean_std.eval()  # as the update does after the first mini-epoch
     assert clipped > 0 and bounded > 0, "the clipped branch and the bound loss were exercised"
+
+
+def test_the_fused_loss_gives_each_input_a_gradient_of_its_own_dtype():
+    """Under mixed precision the mean and value heads give bfloat16 and the log-std float32: each gets its gradient in
+    its own dtype (the float32 one not rounded through bfloat16)."""
+    from harness.rl.ppo_loss import BATCH_KEYS, FusedPPOLoss
+
+    samples, actions = 6, 3
+    generator = torch.Generator().manual_seed(0)
+    mu = torch.randn(samples, actions, generator=generator).bfloat16().requires_grad_()
+    logstd = (0.1 * torch.randn(samples, actions, generator=generator)).requires_grad_()
+    value = torch.randn(samples, 1, generator=generator).bfloat16().requires_grad_()
+    shapes = {"actions": (samples, actions), "old_logp_actions": (samples,), "advantages": (samples,)}
+    shapes |= {
+        "old_values": (samples, 1),
+        "returns": (samples, 1),
+        "mu": (samples, actions),
+        "sigma": (samples, actions),
+    }
+    batch = {key: torch.rand(shapes[key], generator=generator) + 0.5 for key in BATCH_KEYS}
+    loss, _ = FusedPPOLoss.apply(mu, logstd, value, batch, (0.2, 2.0, 0.01, 0.0001), True)
+    loss.backward()
+    assert (mu.grad.dtype, logstd.grad.dtype, value.grad.dtype) == (torch.bfloat16, torch.float32, torch.bfloat16)
+    assert logstd.grad.abs().sum() > 0 and not torch.equal(logstd.grad, logstd.grad.bfloat16().float())

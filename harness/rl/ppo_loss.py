@@ -126,7 +126,7 @@ class FusedPPOLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mu, logstd, value, batch: dict, coefs: tuple, clip_value: bool):  # noqa: PLR0917
-        dtype = mu.dtype
+        dtypes = [t.dtype for t in (mu, logstd, value)]  # (under autocast the heads' outputs are bfloat16)
         mu, logstd, value = (t.detach().float().contiguous() for t in (mu, logstd, value))
         samples = mu.shape[0]
         terms = mu.new_empty(samples, TERMS)
@@ -137,7 +137,7 @@ class FusedPPOLoss(torch.autograd.Function):
         e_clip, critic_coef, entropy_coef, bounds_coef = coefs
         loss = means[0] + 0.5 * critic_coef * means[1] - entropy_coef * means[2] + bounds_coef * means[3]
         ctx.save_for_backward(d_mu, d_logstd, d_value)
-        ctx.dtype, ctx.samples = dtype, samples
+        ctx.dtypes, ctx.samples = dtypes, samples
         ctx.mark_non_differentiable(means)
         return loss, means
 
@@ -145,7 +145,7 @@ class FusedPPOLoss(torch.autograd.Function):
     def backward(ctx, grad_loss, grad_means):
         d_mu, d_logstd, d_value = ctx.saved_tensors
         scale = grad_loss / ctx.samples  # the loss is a mean over the samples
-        grads = [(d * scale).to(ctx.dtype) for d in (d_mu, d_logstd, d_value)]
+        grads = [(d * scale).to(dtype) for d, dtype in zip((d_mu, d_logstd, d_value), ctx.dtypes, strict=True)]
         return *grads, None, None, None
 
 
@@ -155,6 +155,7 @@ BATCH_KEYS = ("actions", "old_logp_actions", "advantages", "old_values", "return
 
 def _launch(kernel, dim: int, inputs: list) -> None:
     """On the tensors' device and, on CUDA, torch's current stream (recorded into a CUDA graph being captured)."""
+    wp.init()  # (a no-op once MuJoCo Warp has initialised it, as in training)
     device = next(t.device for t in inputs if torch.is_tensor(t))
     args = [wp.from_torch(t) if torch.is_tensor(t) else t for t in inputs]
     if device.type != "cuda":
