@@ -161,7 +161,7 @@ def _launch(kernel, dim: int, inputs: list) -> None:
     if device.type != "cuda":
         wp.launch(kernel, dim, args, device="cpu")
         return
-    stream = wp.stream_from_torch(torch.cuda.current_stream(device))
+    stream = graphs.warp_stream(torch.cuda.current_stream(device))  # (one handle per stream: see there)
     joins = graphs.warp_joins_capture(stream) if torch.cuda.is_current_stream_capturing() else nullcontext()
     with wp.ScopedDevice(f"cuda:{device.index}"), wp.ScopedStream(stream, sync_enter=False), joins:
         wp.launch(kernel, dim, args)
