@@ -1,6 +1,6 @@
 """Whether a process mapping another process's GPU memory (CUDA IPC) slows the kernels of both, and which kinds.
 
-    torchrun --standalone --nproc_per_node=2 bench/peer_mapping_cost.py
+    torchrun --standalone --nproc_per_node=2 bench/peer_mapping_cost.py [--task Ant --num-envs 4096]
 
 Two ranks that map each other's memory train 5-10% slower than two that do not, with nothing exchanged, and on the GPU
 clock the loss is in the rollout, which exchanges nothing (bench/results/2026-11-27-fused-ppo-loss-H100x2.md). Each
@@ -9,14 +9,19 @@ kernels launched one by one, the same tiny kernels replayed from a CUDA graph (t
 gathers over 256 MiB (address translation), and a large elementwise pass (bandwidth). It times them twice (the
 spread), then every rank maps every other rank's buffer through the CUDA driver's IPC calls, and times them again on
 the same tensors and on tensors allocated after the mapping. One line per rank and phase: milliseconds, the median of
-five repeats.
+five repeats. With `--task`, also 100 of that task's env steps (its CUDA graph, MuJoCo Warp's physics inside) and 100
+physics steps alone, on an env built before the mapping and one built after. `PEER_MAP=0` skips the mapping: the
+control, which shows what the later phases change by themselves.
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import os
 import statistics
+import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -25,6 +30,7 @@ TINY_KERNELS = 2000
 GATHER_FLOATS = 1 << 26  # 256 MiB
 GATHERED = 1 << 24
 REPEATS = 5
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class IpcHandle(ctypes.Structure):
@@ -77,7 +83,31 @@ def timed(work) -> float:
     return statistics.median(times)
 
 
-def workloads(device: torch.device) -> dict:
+def env_workloads(task_name: str, num_envs: int, device: torch.device) -> dict:
+    """100 env steps (one CUDA graph each, on CUDA) and 100 physics steps of a freshly built task."""
+    sys.path.insert(0, str(ROOT))
+    from omegaconf import OmegaConf
+
+    from harness.config import compose_config
+    from harness.tasks import make_task
+
+    devices = [f"sim_device={device}", f"rl_device={device}"]
+    cfg = compose_config([f"task={task_name}", f"num_envs={num_envs}", *devices, "headless=True"])
+    task = make_task(OmegaConf.to_container(cfg.task, resolve=True), str(device), str(device))
+    task.reset()
+    actions = torch.zeros(task.num_envs, task.num_actions, device=device)
+
+    def physics():
+        for _ in range(100):
+            task.sim.step()
+
+    return {
+        "100 env steps": lambda: [task.step(actions.uniform_(-1.0, 1.0)) for _ in range(100)],
+        "100 physics steps": physics,
+    }
+
+
+def workloads(device: torch.device, args: argparse.Namespace) -> dict:
     small = torch.zeros(4096, device=device)
     source = torch.randn(GATHER_FLOATS, device=device)
     index = torch.randint(0, GATHER_FLOATS, (GATHERED,), device=device)
@@ -98,6 +128,7 @@ def workloads(device: torch.device) -> dict:
             small.add_(1.0)
 
     return {
+        **(env_workloads(args.task, args.num_envs, device) if args.task else {}),
         f"{TINY_KERNELS} tiny kernels": tiny,
         "the same from a graph": graph.replay,
         "200 launches of a 10-kernel graph": lambda: [short_graph.replay() for _ in range(200)],
@@ -112,16 +143,20 @@ def report(rank: int, phase: str, work: dict) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", help="also time this task's env steps and physics (MuJoCo Warp)")
+    parser.add_argument("--num-envs", type=int, default=4096)
+    args = parser.parse_args()
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     torch.cuda.set_device(device)
-    work = workloads(device)
+    work = workloads(device, args)
     report(rank, "before", work)
     report(rank, "before, again", work)
     mapped = map_each_other(driver(), rank, world) if os.environ.get("PEER_MAP", "1") == "1" else []  # 0: the control
     report(rank, f"after mapping {len(mapped)} peer buffer(s)", work)
-    report(rank, "after, new tensors", workloads(device))
+    report(rank, "after, new tensors", workloads(device, args))
     report(rank, "after, again", work)
     dist.barrier()
     dist.destroy_process_group()
