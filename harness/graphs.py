@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -57,6 +57,15 @@ def warp_joins_capture(stream) -> Iterator[None]:
         yield
     finally:
         wp.capture_end(stream=stream)
+
+
+@contextmanager
+def warp_on_torch_stream(device: torch.device) -> Iterator:
+    """Warp's handle on torch's current stream of `device`, for Warp launches that must run in torch's order; inside
+    torch's graph capture on that stream, Warp joins the capture (as the physics does, MjWarpSim.outer_capture)."""
+    stream = warp_stream(torch.cuda.current_stream(device))
+    with warp_joins_capture(stream) if torch.cuda.is_current_stream_capturing() else nullcontext():
+        yield stream
 
 
 def keep_buffers_in_place(model: torch.nn.Module) -> None:

@@ -26,7 +26,6 @@ bench/results/2026-11-26-host-all-reduce-and-split-batch-H100x2.md) and was remo
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -104,7 +103,7 @@ class Exchange:
 
     def _barrier(self) -> None:
         if self.device.type == "cuda":
-            with self._torch_stream() as stream:
+            with graphs.warp_on_torch_stream(self.device) as stream:
                 self._arrive_everywhere(stream)
                 wp.launch(
                     _wait, 1, [self._flags[self.rank], self._counter, self.rank], device=self._wp_device, stream=stream
@@ -121,15 +120,6 @@ class Exchange:
         for i, peer in enumerate(self._peers):
             inputs = [self._counter, self._flags[peer], self.rank, int(i == 0)]
             wp.launch(_arrive, 1, inputs, device=self._wp_device, stream=stream)
-
-    @contextlib.contextmanager
-    def _torch_stream(self):
-        """Warp's handle on torch's current stream; inside torch's graph capture, Warp joins it, as the physics does
-        (MjWarpSim.outer_capture)."""
-        stream = graphs.warp_stream(torch.cuda.current_stream(self.device))
-        capturing = torch.cuda.is_current_stream_capturing()
-        with graphs.warp_joins_capture(stream) if capturing else contextlib.nullcontext():
-            yield stream
 
 
 class IpcAllReduce:

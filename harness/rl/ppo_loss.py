@@ -13,7 +13,6 @@ is; tests/test_update.py checks a minibatch step against rl_games' own.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 
 import torch
 import warp as wp
@@ -161,7 +160,5 @@ def _launch(kernel, dim: int, inputs: list) -> None:
     if device.type != "cuda":
         wp.launch(kernel, dim, args, device="cpu")
         return
-    stream = graphs.warp_stream(torch.cuda.current_stream(device))  # (one handle per stream: see there)
-    joins = graphs.warp_joins_capture(stream) if torch.cuda.is_current_stream_capturing() else nullcontext()
-    with wp.ScopedDevice(f"cuda:{device.index}"), wp.ScopedStream(stream, sync_enter=False), joins:
-        wp.launch(kernel, dim, args)
+    with graphs.warp_on_torch_stream(device) as stream:
+        wp.launch(kernel, dim, args, device=f"cuda:{device.index}", stream=stream)
