@@ -211,6 +211,50 @@ def test_every_observer_of_a_trainer_hears_every_epoch(tmp_path, monkeypatch):
     assert len(progress.steps_per_s) == 2
 
 
+def test_an_epoch_is_reported_once_the_next_is_queued_with_its_own_episodes(tmp_path, monkeypatch):
+    """The epoch's report (TensorBoard, the progress line) is host work that must not leave the GPU idle: it is made
+    once the next epoch's rollout and update are queued and before that epoch's episodes are counted, so it shows the
+    meters as they were at its own epoch's end; the last epoch is reported when the run stops."""
+    from conftest import compose_config
+
+    from harness.config import prepare_config
+    from harness.rl.rollout import SyncFreeRollout
+    from harness.rl.seam import AlgoObserver
+    from harness.rl.trainer import build_trainer, rl_games_params
+    from harness.rl.update import SyncFreeUpdate
+
+    events, counted, reported = [], [], []
+    queue_epoch, record = SyncFreeUpdate.queue_epoch, SyncFreeRollout.record_finished_episodes
+
+    def queued(self):
+        events.append("queued")
+        return queue_epoch(self)
+
+    def recorded(self):
+        record(self)
+        events.append("counted")
+        counted.append(self.game_rewards.get_mean()[0] if self.game_rewards.current_size else None)
+
+    class Recorder(AlgoObserver):
+        def after_init(self, algo) -> None:
+            self.algo = algo
+
+        def after_print_stats(self, frame, epoch_num, total_time) -> None:
+            events.append(epoch_num)
+            rewards = self.algo.game_rewards
+            reported.append(rewards.get_mean()[0] if rewards.current_size else None)
+
+    monkeypatch.setattr(SyncFreeUpdate, "queue_epoch", queued)
+    monkeypatch.setattr(SyncFreeRollout, "record_finished_episodes", recorded)
+    monkeypatch.chdir(tmp_path)
+    tiny = ["task=Cartpole", "num_envs=16", "max_iterations=4", *CPU, "train.params.config.minibatch_size=256"]
+    cfg = prepare_config(compose_config(*tiny))
+    trainer = build_trainer(cfg, rl_games_params(cfg, "reported"), [Recorder()])
+    trainer.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+    assert events == ["queued", "counted", "queued", 1, "counted", "queued", 2, "counted", "queued", 3, "counted", 4]
+    assert reported == counted and any(r is not None for r in reported), (reported, counted)
+
+
 def test_sigma_starts_training_from_that_fixed_sigma(tmp_path):
     result = run_in_process("train.py", *TINY, "max_iterations=1", "sigma=-2", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

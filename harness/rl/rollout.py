@@ -40,7 +40,7 @@ class SyncFreeRollout:
     _eager_rollouts = 0
     _records = None
     _finished_episodes = None
-    # An update that calls record_finished_episodes() itself, once its GPU work is queued, sets this.
+    # Set by an update whose caller calls record_finished_episodes() itself, once the epoch's update is queued.
     defer_episode_statistics = False
 
     def __init__(self, base_name, params) -> None:
@@ -226,8 +226,8 @@ class SyncFreeRollout:
     def record_finished_episodes(self) -> None:
         """Feed rl_games' episode meters step by step, as its own rollout does after every step.
 
-        One wait, for the copy that the GPU made right after the rollout: an update that defers this until its own
-        work is queued (`defer_episode_statistics`) waits for nothing.
+        One wait, for the copy the GPU made right after the rollout (not for the work queued after it): deferred until
+        the epoch's update is queued (`defer_episode_statistics`), it lets the host queue the update first.
         """
         if self._finished_episodes is None:
             return

@@ -31,11 +31,16 @@ class TrainLoop:
     or weights gone non-finite, which are never saved) and every rank follows; the best reward a resumed run
     had reached is kept, not forgotten.
 
-    The end of an epoch does not wait for the device: its update may still be running while rank 0 logs, decides
-    and starts the next rollout. The update's statistics (losses, KL divergence, learning rate, whether the weights
-    are finite) come to the host on their own, and are logged at the next epoch's end (the last epoch's when the
-    run stops). Only a checkpoint waits, to make sure the weights it saves are finite.
-    (On an H100 that wait took about 4 ms of a 42 ms Ant epoch: bench/results/2026-11-27-sync-free-epoch-end-H100.md.)
+    The end of an epoch waits for the device only as long as the episodes its rollout finished take to arrive:
+    rank 0 counts them into rl_games' meters and decides (a best or periodic checkpoint, the run's end) while the
+    update still runs, and starts the next rollout. What it reports of an epoch (TensorBoard, the observers'
+    after_print_stats: the progress line) it reports once the next epoch is queued, while the GPU runs that epoch's
+    rollout, so that this host work never leaves the GPU idle; the update's statistics (losses, KL divergence,
+    learning rate, whether the weights are finite) have arrived by then. The last epoch is reported when the run
+    stops. Only a checkpoint waits for the update, to make sure the weights it saves are finite.
+    (On an H100 the update's wait took about 4 ms of a 42 ms Ant epoch,
+    bench/results/2026-11-27-sync-free-epoch-end-H100.md; reporting after the rollout's wait left the GPU idle
+    0.1-3.2 ms an epoch, bench/results/2026-11-27-fused-ppo-loss-H100x2.md.)
     """
 
     stop_signal: int | None = None  # set by the signal handler; acted on at the end of the epoch
@@ -55,23 +60,24 @@ class TrainLoop:
         if self.multi_gpu:
             distributed.broadcast_(self.model)
         total_time = 0.0
-        logged_late = None  # the epoch before: its device statistics are logged once the next epoch is queued
+        reported_late = None  # the epoch before, reported once this one is queued
         while True:
             epoch = self.update_epoch()
-            queued = self.queue_epoch()  # (the device may still be updating when this returns)
+            queued = self.queue_epoch()  # (the device may still be running its rollout when this returns)
             total_time += queued.times[3]
             self.dataset.update_values_dict(None)  # frees the epoch's batch before the next rollout
             frame = self.frame // self.num_agents  # rl_games logs the epoch at the frame count it started from
             self.frame += self.curr_frames * self.world_size
             finished, diverged = False, 0  # (diverged: the epoch whose weights were found non-finite)
-            if self.global_rank == 0:  # every rank holds the same weights; rank 0 looks, logs and saves
-                diverged = self._log_statistics(*logged_late) if logged_late else 0
-                if not diverged:
-                    finished, diverged = self._log_and_save(epoch, frame, total_time, queued.times)
-            logged_late = (queued, epoch, frame)
+            if self.global_rank == 0 and reported_late:  # every rank holds the same weights; rank 0 logs and saves
+                diverged = self._report(*reported_late)
+            self.record_finished_episodes()  # waits for this epoch's rollout, not for its update
+            if self.global_rank == 0 and not diverged:
+                finished, diverged = self._decide_and_save(epoch)
+            reported_late = (queued, epoch, frame, total_time)
             finished, signum, diverged = distributed.agree(int(finished), self.stop_signal or 0, diverged)
             if self.global_rank == 0 and not diverged and (finished or signum):
-                diverged = self._log_statistics(*logged_late)  # the last epoch's, waiting for them
+                diverged = self._report(*reported_late)  # the last epoch's, waiting for its statistics
             if diverged:
                 raise UserError(
                     f"training diverged in epoch {diverged}: the network's weights are no longer finite, and nothing "
@@ -102,11 +108,11 @@ class TrainLoop:
         """One host sync: whether every weight is finite (a non-finite network is never saved)."""
         return bool(all_weights_finite(self.model))
 
-    def _log_and_save(self, epoch: int, frame: int, total_time: float, times: tuple) -> tuple[bool, int]:
-        """Rank 0's end of an epoch, as rl_games' (TensorBoard, the observers' after_print_stats, checkpoints), without
-        waiting for the device unless a checkpoint is due; whether the run has finished, and `epoch` if its weights
-        are no longer finite (else 0)."""
-        step_time, play_time, update_time, sum_time = times
+    def _report(self, queued: QueuedEpoch, epoch: int, frame: int, total_time: float) -> int:
+        """Rank 0's record of an epoch, as rl_games' (TensorBoard, the observers' after_print_stats), made once the next
+        epoch is queued and before its episodes are counted; `epoch` if its weights were no longer finite, else 0."""
+        diverged = self._log_statistics(queued, epoch, frame)
+        step_time, play_time, update_time, sum_time = queued.times
         curr_frames = self.curr_frames * self.world_size
         self.diagnostics.epoch(self, current_epoch=epoch)
         self.diagnostics.send_info(self.writer)
@@ -123,7 +129,15 @@ class TrainLoop:
         ):
             self.writer.add_scalar(name, value, frame)
         self.algo_observer.after_print_stats(frame, epoch, total_time)  # the progress line, among others
-        best = self.game_rewards.current_size > 0 and self._log_rewards(epoch, frame, total_time)
+        if self.game_rewards.current_size > 0:
+            self._log_rewards(epoch, frame, total_time)
+        return diverged
+
+    def _decide_and_save(self, epoch: int) -> tuple[bool, int]:
+        """Rank 0's decisions at the end of an epoch, once its episodes are counted and while its update may still be
+        running (a best or periodic checkpoint waits for it); whether the run has finished, and `epoch` if its
+        weights are no longer finite (else 0)."""
+        best = self.game_rewards.current_size > 0 and self._best_yet(epoch)
         ended = (self.max_epochs != -1 and epoch >= self.max_epochs) or (
             self.max_frames != -1 and self.frame >= self.max_frames
         )
@@ -151,11 +165,15 @@ class TrainLoop:
         self.writer.add_scalar("info/kl", stats.kl, frame)
         return 0 if stats.weights_finite else epoch
 
-    def _log_rewards(self, epoch: int, frame: int, total_time: float) -> bool:
-        """TensorBoard's reward curves; whether the mean reward is the best yet (and a best checkpoint is due)."""
+    def _best_yet(self, epoch: int) -> bool:
+        """Whether the mean reward is the best yet (and a best checkpoint is due)."""
+        self.mean_rewards = self.game_rewards.get_mean()[0]
+        return self.mean_rewards > self.last_mean_rewards and epoch >= self.save_best_after
+
+    def _log_rewards(self, epoch: int, frame: int, total_time: float) -> None:
+        """TensorBoard's reward curves."""
         rewards, shaped = self.game_rewards.get_mean(), self.game_shaped_rewards.get_mean()
         lengths = self.game_lengths.get_mean()
-        self.mean_rewards = rewards[0]
         for i in range(self.value_size):
             name = "rewards" if i == 0 else f"rewards{i}"
             for axis, x in (("step", frame), ("iter", epoch), ("time", total_time)):
@@ -163,7 +181,6 @@ class TrainLoop:
                 self.writer.add_scalar(f"shaped_{name}/{axis}", shaped[i], x)
         for axis, x in (("step", frame), ("iter", epoch), ("time", total_time)):
             self.writer.add_scalar(f"episode_lengths/{axis}", lengths, x)
-        return rewards[0] > self.last_mean_rewards and epoch >= self.save_best_after
 
     def _save_best(self) -> bool:
         """<experiment>.pth with the new best mean reward; whether that reward passed score_to_win."""

@@ -88,12 +88,14 @@ class SyncFreeUpdate:
     def train_epoch(self):
         """rl_games' train_epoch: one epoch, waiting for its statistics."""
         epoch = self.queue_epoch()
+        self.record_finished_episodes()
         self.last_lr = epoch.read().lr
         return epoch.results()
 
     def queue_epoch(self) -> QueuedEpoch:
-        """One epoch's rollout and update, queued on the device without waiting for the update, its statistics on
-        their way to the host (harness.rl.train_loop reads them an epoch later, when they have long arrived)."""
+        """One epoch's rollout and update, queued on the device without waiting for either, its statistics on their
+        way to the host (harness.rl.train_loop reads them an epoch later, when they have long arrived). The episodes
+        the rollout finished are counted into rl_games' meters by the caller (`record_finished_episodes`)."""
         if self.is_rnn or self.has_central_value:
             results = super().train_epoch()
             statistics = self._epoch_statistics(results[4:8], results[8], results[9:10] * 2)
@@ -117,8 +119,6 @@ class SyncFreeUpdate:
                 self.model.running_mean_std.eval()
         if self.multi_gpu:  # every rank acts, and rank 0 saves, on the statistics of all ranks' data
             distributed.average_normalizers_(self.model)
-        if self.defer_episode_statistics:  # with the update queued, the meters' host work overlaps the GPU's
-            self.record_finished_episodes()
         b_losses = [s.bounds_loss for s in stats] if self.bounds_loss_coef is not None else []
         losses = ([s.actor_loss for s in stats], [s.critic_loss for s in stats], b_losses, [s.entropy for s in stats])
         # the rate the update ends with, and the one its last minibatch used (what rl_games logs as info/last_lr)
