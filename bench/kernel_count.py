@@ -50,24 +50,24 @@ def count_operations(fn) -> collections.Counter:
                 self.counts[name] += 1
             return func(*args, **(kwargs or {}))
 
-    from harness.rl import ppo_loss
+    from harness import graphs
 
-    launch, loss_launch = MjWarpSim.launch, ppo_loss._launch
+    launch, agent_launch = MjWarpSim.launch, graphs.warp_launch
 
     def counted_launch(sim, kernel, dim, inputs):
         counting.counts[f"warp:{kernel.key}"] += 1
         launch(sim, kernel, dim, inputs)
 
-    def counted_loss_launch(kernel, dim, inputs):
+    def counted_agent_launch(kernel, dim, inputs):
         counting.counts[f"warp:{kernel.key}"] += 1
-        loss_launch(kernel, dim, inputs)
+        agent_launch(kernel, dim, inputs)
 
-    MjWarpSim.launch, ppo_loss._launch = counted_launch, counted_loss_launch
+    MjWarpSim.launch, graphs.warp_launch = counted_launch, counted_agent_launch
     try:
         with Counting() as counting:
             fn()
     finally:
-        MjWarpSim.launch, ppo_loss._launch = launch, loss_launch
+        MjWarpSim.launch, graphs.warp_launch = launch, agent_launch
     return counting.counts
 
 

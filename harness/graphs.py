@@ -68,6 +68,21 @@ def warp_on_torch_stream(device: torch.device) -> Iterator:
         yield stream
 
 
+def warp_launch(kernel, dim, inputs: list) -> None:
+    """Launch a Warp kernel on its tensors' device and, on CUDA, on torch's current stream (recorded into a CUDA graph
+    that torch is capturing there): Warp kernels of the agent's own (harness.rl) run in torch's order."""
+    import warp as wp  # here: the agent's graphs need no Warp
+
+    wp.init()  # (a no-op once MuJoCo Warp has initialised it, as in training)
+    device = next(t.device for t in inputs if torch.is_tensor(t))
+    args = [wp.from_torch(t) if torch.is_tensor(t) else t for t in inputs]
+    if device.type != "cuda":
+        wp.launch(kernel, dim, args, device="cpu")
+        return
+    with warp_on_torch_stream(device) as stream:
+        wp.launch(kernel, dim, args, device=f"cuda:{device.index}", stream=stream)
+
+
 def keep_buffers_in_place(model: torch.nn.Module) -> None:
     """Keep one tensor per buffer of `model` for the whole run: the one seen at the first call.
 

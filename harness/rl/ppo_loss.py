@@ -131,7 +131,8 @@ class FusedPPOLoss(torch.autograd.Function):
         terms = mu.new_empty(samples, TERMS)
         d_mu, d_logstd, d_value = torch.empty_like(mu), torch.empty_like(logstd), torch.empty_like(value)
         inputs = [mu, logstd, value, *(batch[key].float().contiguous() for key in BATCH_KEYS)]
-        _launch(ppo_terms, samples, [*inputs, wp.vec4(*coefs), int(clip_value), terms, d_mu, d_logstd, d_value])
+        outputs = [terms, d_mu, d_logstd, d_value]
+        graphs.warp_launch(ppo_terms, samples, [*inputs, wp.vec4(*coefs), int(clip_value), *outputs])
         means = terms.mean(0)
         e_clip, critic_coef, entropy_coef, bounds_coef = coefs
         loss = means[0] + 0.5 * critic_coef * means[1] - entropy_coef * means[2] + bounds_coef * means[3]
@@ -150,15 +151,3 @@ class FusedPPOLoss(torch.autograd.Function):
 
 # The minibatch's tensors the kernel reads, in its order (rl_games' dataset keys).
 BATCH_KEYS = ("actions", "old_logp_actions", "advantages", "old_values", "returns", "mu", "sigma")
-
-
-def _launch(kernel, dim: int, inputs: list) -> None:
-    """On the tensors' device and, on CUDA, torch's current stream (recorded into a CUDA graph being captured)."""
-    wp.init()  # (a no-op once MuJoCo Warp has initialised it, as in training)
-    device = next(t.device for t in inputs if torch.is_tensor(t))
-    args = [wp.from_torch(t) if torch.is_tensor(t) else t for t in inputs]
-    if device.type != "cuda":
-        wp.launch(kernel, dim, args, device="cpu")
-        return
-    with graphs.warp_on_torch_stream(device) as stream:
-        wp.launch(kernel, dim, args, device=f"cuda:{device.index}", stream=stream)
