@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import types
 
@@ -19,7 +20,8 @@ class SyncFreeRollout:
     host wait for the GPU sixteen or thirty-two times an epoch, so Python never runs ahead of the GPU.
     Here each step's done mask and running returns are kept on the device, and rl_games' episode
     statistics are updated after the rollout, step by step in the same order, with one wait. Observers'
-    `process_infos` get the step's done mask (a bool tensor on the device) instead of indices.
+    `process_infos` get the step's done mask (a bool tensor on the device) instead of indices, right after the env
+    step (before the step's rewards are added to the running returns, which rl_games does first).
     What the rollout stores for the update is rl_games' own.
 
     The action sampling is rl_games' (normalizer, network, Gaussian sample, value denormalizer) with the
@@ -99,30 +101,42 @@ class SyncFreeRollout:
             start = time.perf_counter()
             self.obs, rewards, self.dones, infos = self.env_step(res_dict["actions"])
             step_time += time.perf_counter() - start
-            shaped_rewards = self.rewards_shaper(rewards)
-            if self.value_bootstrap and "time_outs" in infos:
-                time_outs = self.cast_obs(infos["time_outs"]).unsqueeze(1).float()
-                shaped_rewards.add_(self.gamma * res_dict["values"] * time_outs)
-            self.experience_buffer.update_data("rewards", n, shaped_rewards)
-            self.current_rewards.add_(rewards)
-            self.current_shaped_rewards.add_(shaped_rewards)
-            self.current_lengths.add_(1)
-            records.finished[n], records.returns[n], records.shaped_returns[n], records.lengths[n] = (
-                self.dones,
-                self.current_rewards,
-                self.current_shaped_rewards,
-                self.current_lengths,
-            )
             if observe:
                 self.algo_observer.process_infos(infos, self.dones)
             else:  # heard of after the graph's replay (_tell_observers)
                 records.time_outs[n] = infos["time_outs"]
                 records.nonfinite_resets[n] = infos["nonfinite_resets"]
-            not_done = 1.0 - self.dones.float()
-            self.current_rewards.mul_(not_done.unsqueeze(1))
-            self.current_shaped_rewards.mul_(not_done.unsqueeze(1))
-            self.current_lengths.mul_(not_done)
+            self._record_step(records, n, rewards, res_dict["values"], infos)
         return step_time
+
+    def _record_step(self, records, n: int, rewards: torch.Tensor, values: torch.Tensor, infos: dict) -> None:
+        """rl_games' bookkeeping after step `n`: the shaped reward stored, the running returns and lengths added to
+        (and zeroed where an episode ended), as recorded for the episode meters. One Warp kernel where Warp is loaded
+        already (MuJoCo Warp) and the agent's kind is the plain one (harness.rl.step_records)."""
+        if "warp" in sys.modules:
+            from harness.rl import step_records  # (imports Warp, which Isaac Gym's path goes without)
+
+            if step_records.fusable(self, rewards, self.dones):
+                step_records.launch(self, records, n, rewards=rewards, values=values, infos=infos)
+                return
+        shaped_rewards = self.rewards_shaper(rewards)
+        if self.value_bootstrap and "time_outs" in infos:
+            time_outs = self.cast_obs(infos["time_outs"]).unsqueeze(1).float()
+            shaped_rewards.add_(self.gamma * values * time_outs)
+        self.experience_buffer.update_data("rewards", n, shaped_rewards)
+        self.current_rewards.add_(rewards)
+        self.current_shaped_rewards.add_(shaped_rewards)
+        self.current_lengths.add_(1)
+        records.finished[n], records.returns[n], records.shaped_returns[n], records.lengths[n] = (
+            self.dones,
+            self.current_rewards,
+            self.current_shaped_rewards,
+            self.current_lengths,
+        )
+        not_done = 1.0 - self.dones.float()
+        self.current_rewards.mul_(not_done.unsqueeze(1))
+        self.current_shaped_rewards.mul_(not_done.unsqueeze(1))
+        self.current_lengths.mul_(not_done)
 
     # --- the rollout as one CUDA graph ---------------------------------------------------------------------------
 

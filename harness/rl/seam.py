@@ -77,6 +77,7 @@ from rl_games.common.algo_observer import AlgoObserver
 from rl_games.common.diagnostics import DefaultDiagnostics
 from rl_games.common.ivecenv import IVecEnv
 from rl_games.common.schedulers import AdaptiveScheduler
+from rl_games.common.tr_helpers import DefaultRewardsShaper
 from rl_games.torch_runner import Runner
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "AdaptiveScheduler",
     "AlgoObserver",
     "DefaultDiagnostics",
+    "DefaultRewardsShaper",
     "IVecEnv",
     "ModelA2CContinuousLogStd",
     "Runner",
