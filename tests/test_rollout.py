@@ -7,10 +7,17 @@ import torch
 from conftest import make_cpu_agent
 from rl_games.common.a2c_common import A2CBase
 
+# A reward shaper that shifts and clips (Ant's own only scales): every operation of the step's bookkeeping matters.
+SHIFTED_AND_CLIPPED = (
+    "train.params.config.reward_shaper.shift_value=0.3",
+    "+train.params.config.reward_shaper.min_val=-0.02",
+    "+train.params.config.reward_shaper.max_val=0.02",
+)
 
-def rollout(play_steps, seed: int = 3):
+
+def rollout(play_steps, *shaper: str, seed: int = 3):
     """Two epochs' rollouts of a fresh agent on 8 Ant envs whose episodes last 6 steps (horizon 16)."""
-    overrides = ("num_envs=8", "task.env.episodeLength=6", "train.params.config.minibatch_size=128")
+    overrides = ("num_envs=8", "task.env.episodeLength=6", "train.params.config.minibatch_size=128", *shaper)
     agent = make_cpu_agent(*overrides, seed=seed)
     agent.set_eval()
     with torch.no_grad():
@@ -19,10 +26,11 @@ def rollout(play_steps, seed: int = 3):
     return batches, stats
 
 
-def test_sync_free_rollout_matches_rl_games(tmp_path, monkeypatch):
+@pytest.mark.parametrize("shaper", [(), SHIFTED_AND_CLIPPED], ids=["Ant's shaper", "shifted and clipped"])
+def test_sync_free_rollout_matches_rl_games(tmp_path, monkeypatch, shaper):
     monkeypatch.chdir(tmp_path)  # the agent creates its run folder
-    ours, our_stats = rollout(lambda agent: agent.play_steps())
-    theirs, their_stats = rollout(A2CBase.play_steps)
+    ours, our_stats = rollout(lambda agent: agent.play_steps(), *shaper)
+    theirs, their_stats = rollout(A2CBase.play_steps, *shaper)
     for our_batch, their_batch in zip(ours, theirs, strict=True):
         assert our_batch.keys() == their_batch.keys()
         for key, value in their_batch.items():
