@@ -9,7 +9,7 @@ from rl_games.common.a2c_common import A2CBase
 
 # A reward shaper that shifts and clips (Ant's own only scales): every operation of the step's bookkeeping matters.
 SHIFTED_AND_CLIPPED = (
-    "train.params.config.reward_shaper.shift_value=0.3",
+    "+train.params.config.reward_shaper.shift_value=0.3",
     "+train.params.config.reward_shaper.min_val=-0.02",
     "+train.params.config.reward_shaper.max_val=0.02",
 )
