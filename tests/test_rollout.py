@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_cpu_agent
+from conftest import make_agent, make_cpu_agent
 from rl_games.common.a2c_common import A2CBase
 
 # A reward shaper that shifts and clips (Ant's own only scales): every operation of the step's bookkeeping matters.
@@ -39,6 +39,58 @@ def test_sync_free_rollout_matches_rl_games(tmp_path, monkeypatch, shaper):
     for (our_size, our_mean), (their_size, their_mean) in zip(our_stats, their_stats, strict=True):
         assert our_size == their_size > 0 and torch.allclose(our_mean, their_mean)
     assert our_stats[1][1].item() == pytest.approx(5.0), "episodeLength 6 times out after 5 steps, as upstream"
+
+
+def bookkeeping(agent, record_step, steps: int = 6) -> dict[str, torch.Tensor]:
+    """`steps` steps of the bookkeeping after an env step, from zeroed running returns, on made-up env outputs (a
+    quarter of the worlds' episodes ending each step, half of those by timing out); what it leaves."""
+    generator, device = torch.Generator().manual_seed(7), agent.ppo_device
+    envs = agent.current_lengths.shape[0]
+    for running in (agent.current_rewards, agent.current_shaped_rewards, agent.current_lengths):
+        running.zero_()
+    records = agent._step_records()
+    for n in range(steps):
+        rewards, values = torch.randn(envs, 1, generator=generator), torch.randn(envs, 1, generator=generator)
+        dones = torch.rand(envs, generator=generator) < 0.25
+        time_outs = dones & (torch.rand(envs, generator=generator) < 0.5)
+        agent.dones = dones.to(device)
+        record_step(records, n, rewards.to(device), values.to(device), {"time_outs": time_outs.to(device)})
+    left = {"stored rewards": agent.experience_buffer.tensor_dict["rewards"][:steps]}
+    left |= {name: getattr(records, name)[:steps] for name in ("finished", "returns", "shaped_returns", "lengths")}
+    left |= {name: getattr(agent, name) for name in ("current_rewards", "current_shaped_rewards", "current_lengths")}
+    return {name: value.clone() for name, value in left.items()}
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda:0",
+            marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")],
+        ),
+    ],
+)
+def test_the_step_kernel_does_rl_games_bookkeeping_to_the_bit(tmp_path, monkeypatch, device):
+    """harness.rl.step_records' kernel against rl_games' own lines of the bookkeeping, with a shaper that shifts and
+    clips and the value bootstrap at time-outs: equal to the bit, on the GPU too (where the compiler fuses multiplies
+    and adds: the kernel keeps rl_games' order, in which only products by 0 or 1 meet a sum)."""
+    from harness.rl import step_records
+
+    monkeypatch.chdir(tmp_path)
+    agent = make_agent("task=Ant", "num_envs=512", *SHIFTED_AND_CLIPPED, f"sim_device={device}", f"rl_device={device}")
+    assert step_records.fusable(agent, agent.current_rewards, torch.zeros(1, dtype=torch.bool))
+
+    def kernel(records, n, rewards, values, infos):
+        step_records.launch(agent, records, n, rewards=rewards, values=values, infos=infos)
+
+    ours, theirs = bookkeeping(agent, kernel), bookkeeping(agent, agent._record_step_in_torch)
+    for name, reference in theirs.items():
+        assert torch.equal(ours[name], reference), name
+    stored = theirs["stored rewards"]
+    assert stored.abs().eq(0.02).any() and stored.abs().lt(0.02).any(), "the clip acts, and not on every reward"
+    lengths = theirs["current_lengths"]
+    assert lengths.eq(0).any() and lengths.gt(1).any(), "episodes ended and went on"
 
 
 def test_action_sampling_matches_rl_games(tmp_path, monkeypatch):

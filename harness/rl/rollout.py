@@ -119,6 +119,11 @@ class SyncFreeRollout:
             if step_records.fusable(self, rewards, self.dones):
                 step_records.launch(self, records, n, rewards=rewards, values=values, infos=infos)
                 return
+        self._record_step_in_torch(records, n, rewards, values, infos)
+
+    def _record_step_in_torch(self, records, n: int, rewards: torch.Tensor, values: torch.Tensor, infos: dict) -> None:
+        """The same bookkeeping in rl_games' own torch lines: where the kernel does not apply, and what the tests check
+        the kernel against."""
         shaped_rewards = self.rewards_shaper(rewards)
         if self.value_bootstrap and "time_outs" in infos:
             time_outs = self.cast_obs(infos["time_outs"]).unsqueeze(1).float()
