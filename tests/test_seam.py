@@ -29,6 +29,14 @@ def test_every_used_attribute_exists_on_the_agent_after_an_epoch(tmp_path, monke
     assert not missing, f"rl_games' agent lacks {missing}"
 
 
+def test_every_used_shaper_attribute_exists_on_the_agents_reward_shaper(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    agent = make_cpu_agent("task=Ant", "num_envs=16")
+    assert type(agent.rewards_shaper) is seam.DefaultRewardsShaper
+    missing = [name for name in seam.SHAPER_USED if not hasattr(agent.rewards_shaper, name)]
+    assert not missing, f"rl_games' DefaultRewardsShaper lacks {missing}"
+
+
 def test_the_project_imports_rl_games_only_through_the_seam():
     imports = re.compile(r"^\s*(from|import) rl_games\b", re.M)
     offenders = [

@@ -186,3 +186,7 @@ USED = [
     "vec_env",
     "writer",
 ]
+
+# Attributes of rl_games' DefaultRewardsShaper (the agent's rewards_shaper) that harness.rl.step_records reads, where
+# it shapes the rewards in its kernel instead of calling the shaper.
+SHAPER_USED = ["is_torch", "log_val", "max_val", "min_val", "scale_value", "shift_value"]

@@ -58,7 +58,7 @@ def record_step(  # noqa: PLR0917 (a Warp kernel takes its inputs by position)
 
 def fusable(agent, rewards: torch.Tensor, dones: torch.Tensor) -> bool:
     """Whether the agent's bookkeeping is the plain kind this kernel does: rl_games' default reward shaper without its
-    log, one value, float32 rewards and returns, a bool done mask."""
+    log (the attributes read: seam.SHAPER_USED), one value, float32 rewards and returns, a bool done mask."""
     shaper = agent.rewards_shaper
     return (
         type(shaper) is DefaultRewardsShaper
