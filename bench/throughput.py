@@ -1,12 +1,15 @@
 """Env steps per second of a task: physics only, env stepping (eager, one CUDA graph, graph + torch.compile),
 policy inference and end-to-end PPO training, each also as a ratio to physics only; and GPU memory per env.
-Training is timed twice on the same env in the same process: the harness's agent, and rl_games' own A2CAgent (its
-rollout, update and loop, as a user of rl_games alone would train), with the speed-up of the one over the other.
+Training is timed twice on the same env and settings: the harness's agent, and rl_games' own A2CAgent (its rollout,
+update and loop, as a user of rl_games alone would train), with the speed-up of the one over the other.
 
     python bench/throughput.py --task Ant --num-envs 4096 16384 --epochs 30
 
-Each size runs in its own process (clean memory figures); the table is printed and saved as JSON under
-bench/results/ with the date, device, versions and command.
+Each of the three parts (stepping; training with inference; rl_games alone) of each size runs in a process of its
+own, as a user's run would: GPU code loaded into a process slows that process's small kernels for good
+(bench/results/2026-11-26-capture-video-H100.md), so a part run after another's envs, graphs and torch.compile
+kernels would be timed slow. The table is printed and saved as JSON under bench/results/ with the date, device,
+versions and command.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 BASELINE_GIB = [0.0]  # GPU memory in use before the first env is built (CUDA context, other processes)
+PARTS = ("stepping", "training", "rl_games")  # each in a process of its own, in this order
 
 
 def memory_used_gib() -> float:
@@ -35,7 +39,7 @@ def memory_used_gib() -> float:
 
 
 def measure(args: argparse.Namespace) -> dict:
-    """Measure one size (`args.one` envs) in this process."""
+    """Measure one part (`args.part`) of one size (`args.one` envs) in this process."""
     import torch
     from omegaconf import OmegaConf
 
@@ -53,17 +57,17 @@ def measure(args: argparse.Namespace) -> dict:
         *args.override,
     ]
     cfg = compose_config(overrides)
-    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     if device.startswith("cuda"):
         torch.zeros(1, device=device)  # creates the CUDA context
         BASELINE_GIB[0] = memory_used_gib()
-    result = {"num_envs": args.one, **measure_stepping(task_cfg, args.steps, device)}
-    if args.epochs > 0:
-        result.update(measure_training(cfg))
-    if device.startswith("cuda"):
+    if args.part == "stepping":
+        result = measure_stepping(OmegaConf.to_container(cfg.task, resolve=True), args.steps, device)
+    elif args.part == "training":
+        result = measure_training(cfg)
+    else:
+        return {"training_rl_games": measure_rl_games_training(cfg)}
+    if device.startswith("cuda"):  # (the training process's, where it runs: what a run holds)
         result["gpu_memory_used_gib"] = memory_used_gib() - BASELINE_GIB[0]
-    if args.epochs > 0:
-        result["training_rl_games"] = measure_rl_games_training(cfg)
     return result
 
 
@@ -161,7 +165,7 @@ def measure_training(cfg) -> dict:
 
 def measure_rl_games_training(cfg) -> float:
     """End-to-end PPO env steps/s of rl_games' own A2CAgent on the same env and settings (median of the epochs after
-    two warm-up ones); after the harness's run, so that its memory figure is the harness's alone."""
+    two warm-up ones)."""
     from harness.rl.progress import ProgressObserver
     from harness.rl.seam import A2CAgent
     from harness.rl.trainer import build_trainer, rl_games_params
@@ -192,23 +196,32 @@ def measure_inference(agent, calls: int = 100) -> float:
 
 def run_all(args) -> dict:
     rows = []
+    parts = PARTS if args.epochs > 0 else PARTS[:1]
     for num_envs in args.num_envs:
-        with tempfile.TemporaryDirectory() as workdir:  # the training run folder goes here, not into the repo
-            options = {
-                "--one": num_envs,
-                "--task": args.task,
-                "--epochs": args.epochs,
-                "--steps": args.steps,
-                "--device": args.device,
-            }
-            cmd = [sys.executable, __file__, *(str(x) for kv in options.items() for x in kv)]
-            cmd += [f"--override={override}" for override in args.override]
-            out = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
-            if out.returncode != 0:
-                sys.exit(f"measuring num_envs={num_envs} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-            # Warp kernels may print to stdout too: the result is the last JSON line.
-            rows.append(json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1]))
+        row = {"num_envs": num_envs}
+        with tempfile.TemporaryDirectory() as workdir:  # the training run folders go here, not into the repo
+            for part in parts:
+                row.update(measure_in_a_process(args, num_envs, part, workdir))
+        rows.append(row)
     return {"rows": rows}
+
+
+def measure_in_a_process(args, num_envs: int, part: str, workdir: str) -> dict:
+    options = {
+        "--one": num_envs,
+        "--part": part,
+        "--task": args.task,
+        "--epochs": args.epochs,
+        "--steps": args.steps,
+        "--device": args.device,
+    }
+    cmd = [sys.executable, __file__, *(str(x) for kv in options.items() for x in kv)]
+    cmd += [f"--override={override}" for override in args.override]
+    out = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        sys.exit(f"measuring {part} at num_envs={num_envs} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    # Warp kernels may print to stdout too: the result is the last JSON line.
+    return json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
 
 
 def environment(device: str) -> dict:
@@ -267,7 +280,7 @@ def print_table(task: str, env: dict, rows: list[dict]) -> None:
         if r.get("training_rl_games"):
             print(
                 f"{r['num_envs']:>9} envs, training: {r['training'] / r['training_rl_games']:.2f}x the env steps/s of "
-                "rl_games' own A2CAgent on the same env, in the same process"
+                "rl_games' own A2CAgent on the same env and settings (each in a process of its own)"
             )
     for r in rows:
         if "epoch_env_s" in r:
@@ -294,6 +307,7 @@ def main() -> None:
         help="extra Hydra overrides, e.g. +train.params.config.torch_compile=True",
     )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args)))

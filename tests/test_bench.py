@@ -36,6 +36,26 @@ def test_scaling_alternates_rounds_and_reports_medians_with_the_spread(tmp_path)
     assert "medians of 2 rounds" in result.stdout
 
 
+def test_throughput_measures_each_part_in_a_process_of_its_own(tmp_path):
+    """Stepping, training and rl_games alone each run in a fresh process (so none is timed with another's GPU code
+    loaded); the row joins their figures, the table prints the ratio to physics only and the side-by-side speed-up."""
+    args = ("--task", "Cartpole", "--num-envs", "16", "--epochs", "3", "--steps", "5", "--device", "cpu")
+    result = run_script("bench/throughput.py", *args, "--out", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (recorded,) = tmp_path.glob("*-Cartpole-throughput-*.json")
+    (row,) = json.loads(recorded.read_text())["rows"]
+    for key in ("physics_only", "env_step", "training", "policy_inference", "training_rl_games"):
+        assert row[key] > 0, key
+    assert "x the env steps/s of rl_games' own A2CAgent" in result.stdout
+    assert not (tmp_path / "runs").exists(), "the run folders go to a temporary folder"
+
+    # one part alone: its own figures only
+    part = run_script("bench/throughput.py", "--one", "16", "--part", "training", *args, cwd=tmp_path)
+    assert part.returncode == 0, part.stderr[-2000:]
+    figures = json.loads([line for line in part.stdout.splitlines() if line.startswith("{")][-1])
+    assert "training" in figures and not {"physics_only", "training_rl_games"} & figures.keys()
+
+
 def test_a_time_to_reward_sweep_cut_short_keeps_the_seeds_that_finished(tmp_path):
     """Killed while its second seed trains (as a device call's time limit would), the sweep has already printed
     and recorded the first."""
