@@ -11,11 +11,17 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = ["sim_device=cpu", "rl_device=cpu"]
+# A test's device parameter for cuda:0: marked cuda (deselected by default) and skipped where no GPU is.
+CUDA = pytest.param(
+    "cuda:0",
+    marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")],
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -49,8 +55,6 @@ def make_agent(*overrides: str, seed: int = 0):
     """train.py's rl_games agent (HarnessAgent), set up as its train() does: the process group joined (with
     multi_gpu=True under torchrun), tensors made, envs reset; torch seeded with `seed` before the agent and its
     envs are built. It writes its run folder under the current directory."""
-    import torch
-
     from harness import distributed
     from harness.config import prepare_config
     from harness.rl.progress import ProgressObserver
@@ -67,8 +71,6 @@ def make_agent(*overrides: str, seed: int = 0):
 def gpu_twin_under_way(task, steps: int = 30):
     """`task` (on the CPU) stepped `steps` times with seeded random actions, and the same task built on cuda:0 from its
     saved state: to compare the task's kernels on the GPU with the CPU's from one state."""
-    import torch
-
     from harness.tasks import make_task
 
     generator = torch.Generator().manual_seed(3)

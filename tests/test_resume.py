@@ -12,7 +12,7 @@ import time
 
 import pytest
 import torch
-from conftest import CPU, ROOT, compose_config, run_in_process, run_script
+from conftest import CPU, CUDA, ROOT, compose_config, run_in_process, run_script
 
 from harness.checkpoints import load_checkpoint
 from harness.config import prepare_config
@@ -121,12 +121,6 @@ def test_periodic_checkpoints_do_not_wait_for_an_episode_to_end(tmp_path):
     assert names == [f"last_Ant_ep_{epoch}_rew_-inf.pth" for epoch in (1, 2, 3)]
     resumed = run_in_process("train.py", *no_episode_ends, "max_iterations=4", "checkpoint=auto", cwd=tmp_path)
     assert "no best checkpoint yet" in resumed.stdout and "-1000000000" not in resumed.stdout
-
-
-CUDA = pytest.param(
-    "cuda:0",
-    marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")],
-)
 
 
 @pytest.mark.parametrize("device", ["cpu", CUDA])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_agent, make_cpu_agent
+from conftest import CUDA, make_agent, make_cpu_agent
 from rl_games.common.a2c_common import A2CBase
 
 # A reward shaper that shifts and clips (Ant's own only scales): every operation of the step's bookkeeping matters.
@@ -61,16 +61,7 @@ def bookkeeping(agent, record_step, steps: int = 6) -> dict[str, torch.Tensor]:
     return {name: value.clone() for name, value in left.items()}
 
 
-@pytest.mark.parametrize(
-    "device",
-    [
-        "cpu",
-        pytest.param(
-            "cuda:0",
-            marks=[pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")],
-        ),
-    ],
-)
+@pytest.mark.parametrize("device", ["cpu", CUDA])
 def test_the_step_kernel_does_rl_games_bookkeeping_to_the_bit(tmp_path, monkeypatch, device):
     """harness.rl.step_records' kernel against rl_games' own lines of the bookkeeping, with a shaper that shifts and
     clips and the value bootstrap at time-outs: equal to the bit, on the GPU too (where the compiler fuses multiplies
