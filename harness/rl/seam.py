@@ -113,6 +113,7 @@ REPLACED = {
 
 # Attributes and methods of rl_games' agent that this project's code reads, sets or calls, beyond REPLACED.
 USED = [
+    "_preproc_obs",
     "algo_observer",
     "batch_size",
     "batch_size_envs",
@@ -165,7 +166,6 @@ USED = [
     "ppo",
     "ppo_device",
     "prepare_dataset",
-    "_preproc_obs",
     "rewards_shaper",
     "rnn_states",
     "save_best_after",
