@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import CPU, ROOT, run_in_process, run_script
+import pytest
+from conftest import CPU, CUDA, ROOT, run_in_process, run_script
 
 SWEEP = ["-m", "task=Cartpole", "seed=1,2", "num_envs=16", "max_iterations=3", "train.params.config.save_best_after=1"]
 
@@ -86,3 +87,20 @@ def test_a_submitit_job_of_two_tasks_trains_as_two_ranks(tmp_path):
     assert "Training Cartpole: 16 envs x 2 ranks on cpu" in logs, logs[-2000:]
     (job_summary,) = json.loads((sweep / "summary.json").read_text())["jobs"]
     assert job_summary["status"] == "completed" and isinstance(job_summary["best_reward"], float), job_summary
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_a_sweep_of_two_tasks_trains_both_in_one_process(tmp_path, device):
+    """Hydra's basic launcher runs a sweep's jobs in one process: the second job's agent, envs and (on a GPU) graphs
+    are built where the first's ran. (On a GPU, a test that builds two agents in one process once failed on an empty
+    kernel cache: bench/results/2026-11-27-main-as-merged-and-2-GPU-rollout-H100x2.md.)"""
+    num_envs = 16 if device == "cpu" else 256
+    sweep = ["-m", "task=Ant,Cartpole", f"num_envs={num_envs}", "max_iterations=3", "headless=True"]
+    result = run_script("train.py", *sweep, f"sim_device={device}", f"rl_device={device}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    (folder,) = (tmp_path / "runs" / "sweeps").iterdir()
+    jobs = json.loads((folder / "summary.json").read_text())["jobs"]
+    assert [job["status"] for job in jobs] == ["completed", "completed"], jobs
+    stem = f"_max_iterations-3_num_envs-{num_envs}"
+    assert [job["run_folder"] for job in jobs] == [f"runs/Ant{stem}", f"runs/Cartpole{stem}"]
+    assert all(any((tmp_path / job["run_folder"] / "nn").glob("*.pth")) for job in jobs)
