@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 
+import pytest
 import torch
 from conftest import CPU, ROOT, run_script, torchrun
 
@@ -104,12 +105,13 @@ def test_startup_reports_the_first_epoch_line_against_import_torch_with_its_brea
     assert "(issue 17's bar: 3 s)" in result.stdout
 
 
-def test_profile_epoch_writes_the_epochs_time_its_table_and_a_trace(tmp_path):
-    args = ("--task", "Cartpole", "--num-envs", "8", "--warmup", "2", "--epochs", "2", "--device", "cpu")
+@pytest.mark.parametrize(("warmup", "epoch"), [("2", "an epoch"), ("0", "a first epoch")])
+def test_profile_epoch_writes_the_epochs_time_its_table_and_a_trace(tmp_path, warmup, epoch):
+    args = ("--task", "Cartpole", "--num-envs", "8", "--warmup", warmup, "--epochs", "2", "--device", "cpu")
     result = run_script("bench/profile_epoch.py", *args, "--out", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Cartpole, 8 envs on cpu: an epoch takes" in result.stdout
-    assert (tmp_path / "profile-Cartpole-8.txt").read_text().startswith("Cartpole, 8 envs on cpu: an epoch takes")
+    assert f"Cartpole, 8 envs on cpu: {epoch} takes" in result.stdout
+    assert (tmp_path / "profile-Cartpole-8.txt").read_text().startswith(f"Cartpole, 8 envs on cpu: {epoch} takes")
     assert json.loads((tmp_path / "profile-Cartpole-8.json").read_text())["traceEvents"]
     assert not (tmp_path / "runs").exists(), "the run folder goes to a temporary folder"
 
