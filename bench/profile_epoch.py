@@ -105,9 +105,10 @@ def profile_training(cfg, args: argparse.Namespace) -> tuple:
     try:
         runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
     finally:
-        if python_profile is not None:
-            python_profile.disable()
-        profiler.stop()
+        if epoch_ends:  # (the profilers started: the agent was built)
+            if python_profile is not None:
+                python_profile.disable()
+            profiler.stop()
     return profiler, epoch_ends, python_profile
 
 
@@ -125,9 +126,12 @@ def report(profiler, epoch_ends: list, python_profile, args: argparse.Namespace,
     by_device = cuda and args.warmup > 0  # (the first epochs wait on the host: captures, kernels loaded)
     table = events.table(sort_by="self_device_time_total" if by_device else "self_cpu_time_total", row_limit=25)
     device = torch.cuda.get_device_name(args.device) if cuda else "cpu"
+    if args.warmup:
+        epochs = "an epoch takes"
+    else:
+        epochs = "the first epoch takes" if args.epochs == 1 else f"the first {args.epochs} epochs take"
     summary = (
-        f"{args.task}, {args.num_envs} envs on {device}: {'an epoch' if args.warmup else 'a first epoch'} takes "
-        f"{wall_ms:.1f} ms "
+        f"{args.task}, {args.num_envs} envs on {device}: {epochs} {wall_ms:.1f} ms{' each' * (args.epochs > 1)} "
         f"(wall clock, profiled, with a device sync per epoch); GPU kernels and copies {gpu_ms:.1f} ms"
     )
     if cuda:  # Warp's kernels are named <function>_<hash>_cuda_kernel_forward: the physics (MuJoCo Warp)

@@ -105,13 +105,13 @@ def test_startup_reports_the_first_epoch_line_against_import_torch_with_its_brea
     assert "(issue 17's bar: 3 s)" in result.stdout
 
 
-@pytest.mark.parametrize(("warmup", "epoch"), [("2", "an epoch"), ("0", "a first epoch")])
-def test_profile_epoch_writes_the_epochs_time_its_table_and_a_trace(tmp_path, warmup, epoch):
+@pytest.mark.parametrize(("warmup", "epochs"), [("2", "an epoch takes"), ("0", "the first 2 epochs take")])
+def test_profile_epoch_writes_the_epochs_time_its_table_and_a_trace(tmp_path, warmup, epochs):
     args = ("--task", "Cartpole", "--num-envs", "8", "--warmup", warmup, "--epochs", "2", "--device", "cpu")
     result = run_script("bench/profile_epoch.py", *args, "--out", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"Cartpole, 8 envs on cpu: {epoch} takes" in result.stdout
-    assert (tmp_path / "profile-Cartpole-8.txt").read_text().startswith(f"Cartpole, 8 envs on cpu: {epoch} takes")
+    assert f"Cartpole, 8 envs on cpu: {epochs}" in result.stdout
+    assert (tmp_path / "profile-Cartpole-8.txt").read_text().startswith(f"Cartpole, 8 envs on cpu: {epochs}")
     assert json.loads((tmp_path / "profile-Cartpole-8.json").read_text())["traceEvents"]
     assert not (tmp_path / "runs").exists(), "the run folder goes to a temporary folder"
 
