@@ -5,7 +5,9 @@
 
 For each seed: seconds from the command to the first epoch line (start-up; the first run on a machine
 also compiles MuJoCo Warp's kernels), and from rl_games' own TensorBoard curve (reward against seconds
-since training began) the seconds and epochs until the mean episode reward first reaches --reward.
+since training began) the seconds and epochs until the mean episode reward first reaches --reward, and how
+long the first epoch took of them (its one-time costs: graph captures, kernels' first loads, on several GPUs the
+ranks' meeting).
 Prints a table and writes it, with each run's reward-vs-seconds curve, as JSON under bench/results/; each seed's
 row is printed, and the JSON written, as soon as its run ends, so a sweep cut short keeps its finished seeds.
 With --side-by-side N, N seeds train at once, each on GPUs of its own (CUDA_VISIBLE_DEVICES): on a machine of
@@ -50,22 +52,24 @@ def train_once(task: str, seed: int, args, workdir: Path, env: dict | None = Non
             tail = [*tail[-40:], line.rstrip()]
     if proc.returncode != 0:
         sys.exit(f"train.py failed for seed {seed}:\n" + "\n".join(tail))
-    curve = reward_curve(workdir / "runs" / experiment / "summaries")
-    return {"seed": seed, "startup_s": startup_s, "wall_s": time.perf_counter() - start, "curve": curve}
+    clock = training_clock(workdir / "runs" / experiment / "summaries")
+    return {"seed": seed, "startup_s": startup_s, "wall_s": time.perf_counter() - start, **clock}
 
 
-def reward_curve(summaries: Path) -> list[dict]:
-    """rl_games' mean episode reward per epoch, with the harness's seconds since training began."""
+def training_clock(summaries: Path) -> dict:
+    """rl_games' mean episode reward per epoch with the harness's seconds since training began (`curve`), and the
+    seconds the first epoch took (`first_epoch_s`)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     scalars = EventAccumulator(str(summaries))
     scalars.Reload()
     seconds = {event.step: event.value for event in scalars.Scalars("performance/elapsed_s")}
     by_frame, by_epoch = scalars.Scalars("rewards/step"), scalars.Scalars("rewards/iter")
-    return [
+    curve = [
         {"epoch": e.step, "seconds": round(seconds[f.step], 2), "reward": round(f.value, 1)}
         for f, e in zip(by_frame, by_epoch, strict=True)
     ]
+    return {"first_epoch_s": round(seconds[min(seconds)], 2), "curve": curve}
 
 
 def run_seeds(args, workdir: Path, empty_cache: Path, on_done) -> None:
@@ -130,13 +134,16 @@ class Record:
         args, env = self.args, self.env
         on = f"{args.gpus} x {env['device']}" if args.gpus > 1 else env["device"]
         print(f"\n{args.task} on {on} ({env['date']}): time to a mean episode reward of {args.reward:g}")
-        print(f"{'seed':>5} | {'start-up':>16} | {'reached at':>22} | {'final reward':>12} | {'whole run':>9}")
+        print(
+            f"{'seed':>5} | {'start-up':>16} | {'reached at':>22} | {'first epoch':>11} | {'final reward':>12} | "
+            f"{'whole run':>9}"
+        )
         for run in self.runs:
             print(f"{run['seed']:>5} | {row(run)}")
         if args.side_by_side > 1:
             print(f"({args.side_by_side} runs at a time, each on {args.gpus} GPU(s) of its own)")
         print("(start-up: command to first epoch line, cold = empty kernel cache;")
-        print(" reached: seconds since training began, kernels already compiled)")
+        print(" reached: seconds since training began, kernels already compiled; first epoch: of those seconds)")
 
 
 def row(run: dict) -> str:
@@ -145,7 +152,8 @@ def row(run: dict) -> str:
     reached = f"{hit['seconds']:7.1f} s, epoch {hit['epoch']:>4}" if hit else "not reached"
     startup = f"{run['startup_s']:7.1f} s" if run["startup_s"] is not None else "-"
     startup += " (cold)" if run["empty_kernel_cache"] else ""
-    return f"{startup:>16} | {reached:>22} | {run['curve'][-1]['reward']:>12.1f} | {run['wall_s']:7.1f} s"
+    first = f"{run['first_epoch_s']:7.2f} s"
+    return f"{startup:>16} | {reached:>22} | {first:>11} | {run['curve'][-1]['reward']:>12.1f} | {run['wall_s']:7.1f} s"
 
 
 def main() -> None:

@@ -72,6 +72,7 @@ def test_a_time_to_reward_sweep_cut_short_keeps_the_seeds_that_finished(tmp_path
     (recorded,) = tmp_path.glob("*-Cartpole-time-to-reward-*.json")
     (run,) = json.loads(recorded.read_text())["runs"]
     assert run["seed"] == 1 and run["curve"][-1]["epoch"] == 4
+    assert 0 < run["first_epoch_s"] <= run["curve"][0]["seconds"], "the first epoch is the start of the training clock"
 
 
 def test_ranks_that_do_not_agree_on_stopping_each_stop_at_max_iterations(tmp_path):
