@@ -57,8 +57,9 @@ def train_once(task: str, seed: int, args, workdir: Path, env: dict | None = Non
 
 
 def training_clock(summaries: Path) -> dict:
-    """rl_games' mean episode reward per epoch with the harness's seconds since training began (`curve`), and the
-    seconds the first epoch took (`first_epoch_s`)."""
+    """rl_games' mean episode reward per epoch with the harness's seconds since training began (`curve`), and those
+    seconds at the first epoch's report (`first_epoch_s`: the envs' reset, on several GPUs the ranks' meeting, and the
+    first epoch with its graph captures)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     scalars = EventAccumulator(str(summaries))
