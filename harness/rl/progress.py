@@ -30,9 +30,9 @@ class ProgressObserver(AlgoObserver):
             self.nonfinite_resets += infos["nonfinite_resets"].to(self.nonfinite_resets.device)
 
     def after_print_stats(self, frame: int, epoch_num: int, total_time: float) -> None:
-        # Called once an epoch (for the epoch before, in this project's loop), so the time since the last call is an
-        # epoch's; every epoch plays the same number of env steps on every rank.
-        now = time.perf_counter()
+        # Called once an epoch, so the time since the last call is an epoch's; every epoch plays the same number of env
+        # steps on every rank. This project's loop reports an epoch late and says when it ended (harness.rl.train_loop).
+        now = getattr(self.algo, "reported_epoch_end", None) or time.perf_counter()
         if self.start_epoch is None:
             self.start_epoch = epoch_num - 1
         steps_per_s = self.algo.curr_frames * self.algo.world_size / max(now - self.last_time, 1e-9)

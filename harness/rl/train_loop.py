@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import time
 from pathlib import Path
 
 from harness import distributed
@@ -72,9 +73,10 @@ class TrainLoop:
             if self.global_rank == 0 and reported_late:  # every rank holds the same weights; rank 0 logs and saves
                 diverged = self._report(*reported_late)
             self.record_finished_episodes()  # waits for this epoch's rollout, not for its update
+            rollout_done = time.perf_counter()  # this epoch's end for the progress line: its episodes are counted
             if self.global_rank == 0 and not diverged:
                 finished, diverged = self._decide_and_save(epoch)
-            reported_late = (queued, epoch, frame, total_time)
+            reported_late = (queued, epoch, frame, total_time, rollout_done)
             finished, signum, diverged = distributed.agree(int(finished), self.stop_signal or 0, diverged)
             if self.global_rank == 0 and not diverged and (finished or signum):
                 diverged = self._report(*reported_late)  # the last epoch's, waiting for its statistics
@@ -108,9 +110,12 @@ class TrainLoop:
         """One host sync: whether every weight is finite (a non-finite network is never saved)."""
         return bool(all_weights_finite(self.model))
 
-    def _report(self, queued: QueuedEpoch, epoch: int, frame: int, total_time: float) -> int:
+    def _report(self, queued: QueuedEpoch, epoch: int, frame: int, total_time: float, rollout_done: float) -> int:
         """Rank 0's record of an epoch, as rl_games' (TensorBoard, the observers' after_print_stats), made once the next
-        epoch is queued and before its episodes are counted; `epoch` if its weights were no longer finite, else 0."""
+        epoch is queued and before its episodes are counted; `epoch` if its weights were no longer finite, else 0.
+        The observers time the epoch to `rollout_done` (`reported_epoch_end`), not to the report: on the CPU the next
+        epoch has run by then, and the last epoch is reported straight after the one before."""
+        self.reported_epoch_end = rollout_done
         diverged = self._log_statistics(queued, epoch, frame)
         step_time, play_time, update_time, sum_time = queued.times
         curr_frames = self.curr_frames * self.world_size
