@@ -14,11 +14,19 @@ from omegaconf import DictConfig, OmegaConf
 from harness.engines import get_engine
 from harness.errors import UserError
 
+# The top-level keys that switch something on or off: True or False, never a word that merely reads as true.
+SWITCHES = (
+    "torch_deterministic", "compile_task", "capture_rollout", "test", "multi_gpu", "wandb_activate", "capture_video",
+    "force_render", "headless", "verbose", "deterministic", "video",
+)  # fmt: skip
+MAX_SEED = 2**31 - 1  # what seed=-1 draws below; NumPy takes seeds below 2**32, and each rank adds its rank
+
 
 def prepare_config(cfg: DictConfig) -> DictConfig:
     """Check the composed config, pick devices and seed; return it fully resolved."""
     get_engine(cfg.physics_engine)  # a known engine
     _check_num_envs(cfg.num_envs)
+    _check_switches_and_seed(cfg)
     if cfg.max_iterations != "" and (not isinstance(cfg.max_iterations, int) or cfg.max_iterations < 1):
         raise UserError(f"max_iterations must be a whole number of epochs >= 1, got {cfg.max_iterations!r}")
     if cfg.multi_gpu:  # each rank on its own GPU (or, asked for with rl_device=cpu, CPU processes)
@@ -40,6 +48,14 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     fixed_sigma(cfg)
     capture_video_settings(cfg)
     return cfg
+
+
+def _check_switches_and_seed(cfg: DictConfig) -> None:
+    for key in SWITCHES:
+        if key in cfg and not isinstance(cfg[key], bool):
+            raise UserError(f"{key} must be True or False, got {cfg[key]!r}")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not -1 <= cfg.seed <= MAX_SEED:
+        raise UserError(f"seed must be a whole number from 0 to {MAX_SEED}, or -1 to draw one; got {cfg.seed!r}")
 
 
 def compose_config(overrides: list[str]) -> DictConfig:

@@ -113,6 +113,9 @@ def test_an_earlier_run_is_never_overwritten(trained):
         (["physics_engine=bullet"], "physics_engine=bullet is unknown"),
         (["num_envs=8589934592"], "out of memory on cpu while starting 8589934592 envs: use fewer"),
         (["max_iterations=0"], "max_iterations must be a whole number of epochs >= 1"),
+        (["seed=abc"], "seed must be a whole number from 0 to 2147483647, or -1 to draw one; got 'abc'"),
+        (["headless=maybe"], "headless must be True or False, got 'maybe'"),
+        (["train.params.config.horizon_length=0"], "train.params.config.horizon_length must be a whole number >= 1"),
     ],
 )
 def test_bad_input_gets_a_clear_line_and_nonzero_exit(tmp_path, args, message):

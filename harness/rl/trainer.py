@@ -95,6 +95,10 @@ def rl_games_params(cfg: DictConfig, experiment: str) -> dict:
 def fit_train_config(cfg: DictConfig) -> None:
     """Adjust cfg.train.params.config to this machine, in place; each adjustment is said once."""
     config = cfg.train.params.config
+    for key in ("horizon_length", "minibatch_size", "mini_epochs"):
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"train.params.config.{key} must be a whole number >= 1, got {value!r}")
     if torch.device(cfg.rl_device).type == "cpu" and config.get("mixed_precision"):
         print("mixed_precision is a CUDA feature: training in float32 on the CPU.")
         config.mixed_precision = False
