@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from harness import distributed
-from harness.checkpoints import latest_checkpoint, open_checkpoint, resolve_checkpoint
+from harness.checkpoints import latest_checkpoint, load_checkpoint, open_checkpoint, resolve_checkpoint
 from harness.config import capture_video_settings, fixed_sigma, global_rank, prepare_config
 from harness.console import rl_games_output
 from harness.engines import get_engine
@@ -85,6 +85,16 @@ def _train(cfg: DictConfig) -> float | None:
         lock.release()
 
 
+def _refuse_a_resume_past_the_end(checkpoint: Path, max_epochs: int) -> None:
+    """rl_games would train one epoch past max_iterations (and the progress line count negative time left)."""
+    epoch = load_checkpoint(checkpoint).get("epoch", 0)
+    if max_epochs != -1 and epoch >= max_epochs:
+        raise UserError(
+            f"{checkpoint} is at epoch {epoch}, and this run ends at epoch {max_epochs}: nothing to train; "
+            f"set max_iterations above {epoch} to train on"
+        )
+
+
 def _out_of_memory(error: Exception) -> bool:
     """torch's CUDA and CPU allocators, and Warp's, each say it their own way."""
     said = str(error).lower()
@@ -94,6 +104,8 @@ def _out_of_memory(error: Exception) -> bool:
 
 
 def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, params: dict, observer) -> float | None:
+    if checkpoint is not None:
+        _refuse_a_resume_past_the_end(checkpoint, cfg.train.params.config.max_epochs)
     resuming_in_place = checkpoint is not None and run.holds(checkpoint)
     if resuming_in_place:
         append_config_history(cfg, run, write=global_rank() == 0)

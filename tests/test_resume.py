@@ -155,7 +155,7 @@ def test_a_resumed_run_ends_exactly_where_the_uninterrupted_one_does(tmp_path, d
 
 def test_resuming_with_another_num_envs_starts_new_episodes_and_says_so(run, tmp_path):
     shutil.copytree(run / "runs", tmp_path / "runs")
-    other = [*BASE, "num_envs=16", "max_iterations=5", "checkpoint=auto"]
+    other = [*BASE, "num_envs=16", "max_iterations=7", "checkpoint=auto"]  # (the run is at epoch 4 or 6)
     result = run_in_process("train.py", *other, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     said = "The checkpoint's episodes are of 32 envs, this run has 16: every world starts a new episode"
@@ -299,6 +299,19 @@ def test_a_bad_checkpoint_to_resume_is_refused(run, tmp_path, change, message):
         "train.py", *BASE, "max_iterations=2", f"checkpoint={bad}", "experiment=other", cwd=tmp_path
     )
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_run_resumed_at_its_last_epoch_is_refused_and_left_as_it_was(run, tmp_path):
+    """rl_games would train one more epoch past max_iterations (epoch 5/4, a negative time left): refused instead.
+    (The module's run is at epoch 4, or 6 once another test has resumed it.)"""
+    shutil.copytree(run / "runs", tmp_path / "runs")
+    nn = tmp_path / "runs" / "Ant" / "nn"
+    before = {p.name: p.stat().st_mtime_ns for p in nn.iterdir()}
+    result = run_in_process("train.py", *BASE, "max_iterations=4", "checkpoint=auto", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    said = r"is at epoch ([46]), and this run ends at epoch 4: nothing to train; set max_iterations above \1 to"
+    assert re.search(said, result.stderr), result.stderr[-2000:]
+    assert {p.name: p.stat().st_mtime_ns for p in nn.iterdir()} == before
 
 
 def test_a_checkpoint_of_another_network_is_refused(run):
