@@ -105,7 +105,7 @@ def _out_of_memory(error: Exception) -> bool:
 
 def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, params: dict, observer) -> float | None:
     if checkpoint is not None:
-        _refuse_a_resume_past_the_end(checkpoint, cfg.train.params.config.max_epochs)
+        _refuse_a_resume_past_the_end(checkpoint, cfg.train.params.config.get("max_epochs", -1))  # (rl_games: -1 none)
     resuming_in_place = checkpoint is not None and run.holds(checkpoint)
     if resuming_in_place:
         append_config_history(cfg, run, write=global_rank() == 0)
