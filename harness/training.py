@@ -129,7 +129,7 @@ def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, p
             sys.exit(128 + stopped.signum)
     if global_rank() == 0:
         say_how_it_ended(cfg, run, observer)
-    best = float(observer.algo.last_mean_rewards)
+    best = max(float(observer.algo.last_mean_rewards), observer.best_mean_reward)  # (the first: before a resume too)
     return best if best > NO_BEST else None
 
 

@@ -63,8 +63,10 @@ def test_the_shipped_slurm_launcher_config_is_submitits_with_one_gpu_a_job():
 
 
 def test_an_optuna_search_with_the_shipped_config_maximises_the_best_reward(tmp_path):
+    """Trials shorter than save_best_after (50 for Cartpole), so no best checkpoint: each still returns the best mean
+    reward it reached (it returned None before, and Optuna failed the search)."""
     sweep = ["-m", "hydra/sweeper=optuna_lr", "hydra.sweeper.n_trials=2", "task=Cartpole", "num_envs=16"]
-    tiny = ["max_iterations=2", "train.params.config.save_best_after=1", *CPU]
+    tiny = ["max_iterations=2", *CPU]
     result = run_in_process("train.py", *sweep, *tiny, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     (folder,) = (tmp_path / "runs" / "sweeps").iterdir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import timedelta
 
@@ -17,6 +18,9 @@ class ProgressObserver(AlgoObserver):
     def __init__(self) -> None:
         super().__init__()
         self.steps_per_s: list[float] = []  # one figure per epoch, read by bench/ and by a failed start's clean-up
+        # The best mean reward shown on any epoch's line: what a sweep compares, also for a run too short to save a
+        # best checkpoint (rl_games records its best only from save_best_after on).
+        self.best_mean_reward = -math.inf
 
     def after_init(self, algo) -> None:
         self.algo = algo
@@ -43,6 +47,8 @@ class ProgressObserver(AlgoObserver):
         # Seconds since the agent was built (kernels already compiled), finer than rl_games' whole-second rewards/time.
         self.algo.writer.add_scalar("performance/elapsed_s", now - self.start_time, frame)
         self.algo.writer.add_scalar("env/nonfinite_resets", nonfinite, frame)
+        if self.algo.game_rewards.current_size > 0:
+            self.best_mean_reward = max(self.best_mean_reward, float(self.algo.game_rewards.get_mean()[0]))
         line = self.format_line(epoch_num, steps_per_s, now - self.start_time)
         print(line + (f" | {nonfinite} non-finite worlds reset" if nonfinite else ""), flush=True)
 
