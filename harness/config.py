@@ -45,6 +45,9 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     except Exception as error:  # omegaconf raises several types; all mean a bad value in the config
         raise UserError(f"the config does not resolve: {error}".splitlines()[0]) from None
     _check_num_envs(cfg.task.env.numEnvs)
+    length = cfg.task.env.get("episodeLength")
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+        raise UserError(f"task.env.episodeLength must be a whole number of steps >= 1, got {length!r}")
     fixed_sigma(cfg)
     capture_video_settings(cfg)
     return cfg

@@ -116,6 +116,9 @@ def test_an_earlier_run_is_never_overwritten(trained):
         (["seed=abc"], "seed must be a whole number from 0 to 2147483647, or -1 to draw one; got 'abc'"),
         (["headless=maybe"], "headless must be True or False, got 'maybe'"),
         (["train.params.config.horizon_length=0"], "train.params.config.horizon_length must be a whole number >= 1"),
+        (["train.params.config.gamma=abc"], "train.params.config.gamma must be a number from 0 to 1, got 'abc'"),
+        (["train.params.config.learning_rate=-1"], "train.params.config.learning_rate must be a number > 0, got -1"),
+        (["task.env.episodeLength=0"], "task.env.episodeLength must be a whole number of steps >= 1, got 0"),
     ],
 )
 def test_bad_input_gets_a_clear_line_and_nonzero_exit(tmp_path, args, message):

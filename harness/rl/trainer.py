@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -13,6 +14,13 @@ from harness.rl.agent import HarnessAgent, register_env
 from harness.rl.seam import AlgoObserver, Runner
 from harness.runs import RUNS_DIR
 from harness.tasks import make_env
+
+# rl_games' PPO settings that are numbers, by what makes each one mean something (checked where the config has it):
+# rl_games would otherwise fail deep inside with a traceback, or train on a value that cannot work.
+WHOLE_NUMBERS = ("horizon_length", "minibatch_size", "mini_epochs")  # >= 1
+POSITIVE = ("learning_rate", "e_clip", "kl_threshold", "grad_norm")  # > 0
+FRACTIONS = ("gamma", "tau")  # from 0 to 1
+REAL_NUMBERS = ("entropy_coef", "critic_coef", "bounds_loss_coef")
 
 
 def build_trainer(
@@ -95,14 +103,27 @@ def rl_games_params(cfg: DictConfig, experiment: str) -> dict:
 def fit_train_config(cfg: DictConfig) -> None:
     """Adjust cfg.train.params.config to this machine, in place; each adjustment is said once."""
     config = cfg.train.params.config
-    for key in ("horizon_length", "minibatch_size", "mini_epochs"):
-        value = config.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"train.params.config.{key} must be a whole number >= 1, got {value!r}")
+    _check_numbers(config)
     if torch.device(cfg.rl_device).type == "cpu" and config.get("mixed_precision"):
         print("mixed_precision is a CUDA feature: training in float32 on the CPU.")
         config.mixed_precision = False
     _fit_minibatch(config)
+
+
+def _check_numbers(config) -> None:
+    def real(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    for keys, fits, what in (
+        (WHOLE_NUMBERS, lambda v: real(v) and isinstance(v, int) and v >= 1, "a whole number >= 1"),
+        (POSITIVE, lambda v: real(v) and v > 0, "a number > 0"),
+        (FRACTIONS, lambda v: real(v) and 0 <= v <= 1, "a number from 0 to 1"),
+        (REAL_NUMBERS, real, "a number"),
+    ):
+        for key in keys:
+            value = config.get(key)
+            if (value is not None or key in WHOLE_NUMBERS) and not fits(value):
+                raise UserError(f"train.params.config.{key} must be {what}, got {value!r}")
 
 
 def _fit_minibatch(config) -> None:
