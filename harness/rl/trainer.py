@@ -111,6 +111,8 @@ def fit_train_config(cfg: DictConfig) -> None:
 
 
 def _check_numbers(config) -> None:
+    """Refuse, in one line, a PPO number (above) that cannot mean anything; the whole numbers every config has."""
+
     def real(value) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
