@@ -27,7 +27,7 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
     get_engine(cfg.physics_engine)  # a known engine
     _check_num_envs(cfg.num_envs)
     _check_switches_and_seed(cfg)
-    if cfg.max_iterations != "" and (not isinstance(cfg.max_iterations, int) or cfg.max_iterations < 1):
+    if cfg.max_iterations != "" and not whole_number(cfg.max_iterations):
         raise UserError(f"max_iterations must be a whole number of epochs >= 1, got {cfg.max_iterations!r}")
     if cfg.multi_gpu:  # each rank on its own GPU (or, asked for with rl_device=cpu, CPU processes)
         on_cpu = str(cfg.rl_device) == "cpu"
@@ -46,7 +46,7 @@ def prepare_config(cfg: DictConfig) -> DictConfig:
         raise UserError(f"the config does not resolve: {error}".splitlines()[0]) from None
     _check_num_envs(cfg.task.env.numEnvs)
     length = cfg.task.env.get("episodeLength")
-    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+    if length is not None and not whole_number(length):
         raise UserError(f"task.env.episodeLength must be a whole number of steps >= 1, got {length!r}")
     fixed_sigma(cfg)
     capture_video_settings(cfg)
@@ -98,7 +98,7 @@ def capture_video_settings(cfg: DictConfig) -> tuple[int, int] | None:
         return None
     freq, length = cfg.capture_video_freq, cfg.capture_video_len
     for key, value in (("capture_video_freq", freq), ("capture_video_len", length)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not whole_number(value):
             raise UserError(f"{key} must be a whole number of env steps >= 1, got {value!r}")
     return freq, length
 
@@ -106,8 +106,13 @@ def capture_video_settings(cfg: DictConfig) -> tuple[int, int] | None:
 def _check_num_envs(num_envs) -> None:
     if num_envs == "":
         return
-    if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+    if not whole_number(num_envs):
         raise UserError(f"num_envs must be a whole number >= 1, got {num_envs!r}")
+
+
+def whole_number(value) -> bool:
+    """Whether a config value is a whole number >= 1 (a bool is not one, though Python counts it as an int)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def choose_device(device: str, key: str) -> str:

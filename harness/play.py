@@ -20,7 +20,7 @@ from harness.checkpoints import (
     periodic_epoch_and_reward,
     resolve_checkpoint,
 )
-from harness.config import fixed_sigma, given_on_command_line, prepare_config
+from harness.config import fixed_sigma, given_on_command_line, prepare_config, whole_number
 from harness.console import episode_progress, rl_games_output
 from harness.engines import get_engine
 from harness.errors import UserError
@@ -41,7 +41,7 @@ def run_play(cfg: DictConfig) -> dict:
 
 def _play(cfg: DictConfig) -> dict:
     for key in ("num_episodes", "video_length"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
+        if not whole_number(cfg[key]):
             raise UserError(f"{key} must be a whole number >= 1, got {cfg[key]!r}")
     if cfg.export not in ("", "onnx", "jit"):
         raise UserError(f"export={cfg.export} is unknown; use export=onnx or export=jit")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import global_rank
+from harness.config import global_rank, whole_number
 from harness.errors import UserError
 from harness.rl.agent import HarnessAgent, register_env
 from harness.rl.seam import AlgoObserver, Runner
@@ -117,7 +117,7 @@ def _check_numbers(config) -> None:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
     for keys, fits, what in (
-        (WHOLE_NUMBERS, lambda v: real(v) and isinstance(v, int) and v >= 1, "a whole number >= 1"),
+        (WHOLE_NUMBERS, whole_number, "a whole number >= 1"),
         (POSITIVE, lambda v: real(v) and v > 0, "a number > 0"),
         (FRACTIONS, lambda v: real(v) and 0 <= v <= 1, "a number from 0 to 1"),
         (REAL_NUMBERS, real, "a number"),
