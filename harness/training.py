@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from harness import distributed
-from harness.checkpoints import latest_checkpoint, load_checkpoint, open_checkpoint, resolve_checkpoint
+from harness.checkpoints import latest_checkpoint, open_checkpoint, resolve_checkpoint
 from harness.config import capture_video_settings, fixed_sigma, global_rank, prepare_config
 from harness.console import rl_games_output
 from harness.engines import get_engine
@@ -60,7 +60,7 @@ def _train(cfg: DictConfig) -> float | None:
     """Train; the best mean reward the run reached (None before any episode ended), which Hydra's sweepers read."""
     run = RunFolder(experiment_name(cfg))
     # Everything that can be checked is checked before anything is written.
-    checkpoint = checkpoint_to_resume(cfg.checkpoint, run, cfg.task_name)
+    checkpoint, resumed_epoch = checkpoint_to_resume(cfg.checkpoint, run, cfg.task_name)
     params = rl_games_params(cfg, run.experiment)  # fits cfg to the device first: the config written is what runs
     run_dir = run.path
     before = RunsBefore(runs_existed=run.root.exists(), run_existed=run_dir.exists())
@@ -70,6 +70,8 @@ def _train(cfg: DictConfig) -> float | None:
         sweep_temporary_files(run_dir)
     observer = ProgressObserver()
     try:
+        if checkpoint is not None:  # (after the lock: a live run says it is in use first)
+            _refuse_a_resume_past_the_end(checkpoint, resumed_epoch, cfg.train.params.config.get("max_epochs", -1))
         return _start_and_train(cfg, run, checkpoint, params, observer)
     except Exception as error:
         if global_rank() == 0 and not observer.steps_per_s:  # failed before its first epoch: leave runs/ as it was
@@ -85,9 +87,9 @@ def _train(cfg: DictConfig) -> float | None:
         lock.release()
 
 
-def _refuse_a_resume_past_the_end(checkpoint: Path, max_epochs: int) -> None:
-    """rl_games would train one epoch past max_iterations (and the progress line count negative time left)."""
-    epoch = load_checkpoint(checkpoint).get("epoch", 0)
+def _refuse_a_resume_past_the_end(checkpoint: Path, epoch: int, max_epochs: int) -> None:
+    """rl_games would train one epoch past max_iterations (and the progress line count negative time left); its
+    max_epochs -1 means no end."""
     if max_epochs != -1 and epoch >= max_epochs:
         raise UserError(
             f"{checkpoint} is at epoch {epoch}, and this run ends at epoch {max_epochs}: nothing to train; "
@@ -104,8 +106,6 @@ def _out_of_memory(error: Exception) -> bool:
 
 
 def _start_and_train(cfg: DictConfig, run: RunFolder, checkpoint: Path | None, params: dict, observer) -> float | None:
-    if checkpoint is not None:
-        _refuse_a_resume_past_the_end(checkpoint, cfg.train.params.config.get("max_epochs", -1))  # (rl_games: -1 none)
     resuming_in_place = checkpoint is not None and run.holds(checkpoint)
     if resuming_in_place:
         append_config_history(cfg, run, write=global_rank() == 0)
@@ -196,22 +196,22 @@ def stop_on_signals() -> Iterator[None]:
         HarnessAgent.stop_signal = None
 
 
-def checkpoint_to_resume(spec: str, run: RunFolder, task_name: str) -> Path | None:
-    """The checkpoint a training run starts from: none, or what `checkpoint=` names.
+def checkpoint_to_resume(spec: str, run: RunFolder, task_name: str) -> tuple[Path | None, int]:
+    """The checkpoint a training run starts from (none, or what `checkpoint=` names) and its epoch (0 for none).
 
     `auto` resumes the run from its newest checkpoint by epoch if the run has any, else starts fresh.
     """
     if not spec:
-        return None
+        return None, 0
     nn, experiment = run.nn, run.experiment
     if spec == "auto":
         if not any(nn.glob("*.pth")):
             if global_rank() == 0:
                 print(f"checkpoint=auto: no checkpoint in {nn}, starting a new run")
-            return None
+            return None, 0
         spec = "latest" if latest_checkpoint(run) is not None else "best"
     choice = resolve_checkpoint(spec, run.root, experiment)
-    open_checkpoint(choice.path, task_name)  # a bad file is refused before anything is written
+    state = open_checkpoint(choice.path, task_name)  # a bad file is refused before anything is written
     if global_rank() == 0:
         print(f"Resuming from {choice.path}: {choice.reason}")
-    return choice.path
+    return choice.path, state.get("epoch", 0)
