@@ -98,8 +98,13 @@ def main() -> None:
     wrap(update.SyncFreeUpdate, "queue_epoch", before="start", after="end")
     wrap(rollout.SyncFreeRollout, "play_steps", after="rollout")
     wrap(ContinuousA2CBase, "prepare_dataset", after="dataset")
-    built = ProgressObserver.after_init
-    ProgressObserver.after_init = lambda self, algo: (agent_built.append(time.perf_counter()), built(self, algo))[1]
+    after_init = ProgressObserver.after_init
+
+    def built(self, algo) -> None:
+        agent_built.append(time.perf_counter())
+        after_init(self, algo)
+
+    ProgressObserver.after_init = built
     atexit.register(report)
     sys.argv = [str(ROOT / "train.py"), *sys.argv[1:]]
     os.environ.setdefault("PYTHONPATH", str(ROOT))
