@@ -18,18 +18,32 @@ def capture(graph: torch.cuda.CUDAGraph, device: torch.device | str | None = Non
     with the physics without syncs. Thread-local mode, as Warp's own captures use. Unlike
     `torch.cuda.graph`, no device sync and no emptying of torch's memory cache first: both would cost
     the first epoch time, and neither is needed for a private memory pool. Garbage collection is off
-    meanwhile: a collection could free a Warp array on the capturing stream, invalidating the capture.
+    meanwhile (`collection_paused`).
     """
+    with collection_paused(), torch.cuda.stream(torch.cuda.current_stream(device)):
+        graph.capture_begin(capture_error_mode="thread_local")
+        try:
+            yield
+        finally:
+            graph.capture_end()
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """No garbage collection inside: wrap every CUDA graph capture (torch's and Warp's own) in it.
+
+    A collection there frees whatever garbage it finds while the stream is capturing: a Warp array's free would be
+    recorded into the graph and invalidate it, and a pinned host tensor's free makes torch record the event that
+    guards its reuse on the capturing stream, so the event never really happens; the next pinned allocation of that
+    size queries it and fails with "CUDA error: invalid argument" (seen on fresh machines, where compiling kernels
+    made the collections fall inside the physics' captures)."""
+    enabled = gc.isenabled()
     gc.disable()
     try:
-        with torch.cuda.stream(torch.cuda.current_stream(device)):
-            graph.capture_begin(capture_error_mode="thread_local")
-            try:
-                yield
-            finally:
-                graph.capture_end()
+        yield
     finally:
-        gc.enable()
+        if enabled:
+            gc.enable()
 
 
 _WARP_STREAMS: dict = {}  # Warp's handle on each torch stream it has run on, for the whole process

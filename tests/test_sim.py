@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import mujoco
@@ -61,6 +62,27 @@ def test_captured_step_equals_eager_step():
     eager, captured = make_sim(capture=False), make_sim(capture=True)
     settle([eager, captured], 60)
     assert torch.equal(eager.qpos, captured.qpos) and torch.equal(eager.sensordata, captured.sensordata)
+
+
+def test_no_garbage_collection_runs_while_the_sim_records_its_graphs():
+    """A collection inside a capture frees garbage onto the capturing stream: on CUDA a pinned tensor's free then
+    leaves torch an event that never happens, and the next pinned allocation fails (harness.graphs)."""
+    cpu, collections = wp.get_device("cpu"), []
+
+    def note_collection(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(cpu.is_capturing)
+
+    thresholds = gc.get_threshold()
+    gc.set_threshold(1)  # a collection at nearly every allocation, so that any the capture allows happens there
+    gc.callbacks.append(note_collection)
+    try:
+        make_sim(num_worlds=2)
+    finally:
+        gc.callbacks.remove(note_collection)
+        gc.set_threshold(*thresholds)
+    assert collections, "collections ran while the sim was built"
+    assert not any(collections), f"{sum(collections)} of {len(collections)} collections ran inside a capture"
 
 
 def test_standing_ant_rests_on_its_four_feet():

@@ -154,7 +154,7 @@ class MjWarpSim:
         """Run `fn` once eagerly (loads its kernels), then capture it as a graph to replay."""
         with wp.ScopedDevice(self._wp_device), self._scoped_stream():
             fn()
-            with wp.ScopedCapture() as capture:
+            with graphs.collection_paused(), wp.ScopedCapture() as capture:
                 fn()
         return capture.graph
 
