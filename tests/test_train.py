@@ -188,14 +188,23 @@ def test_config_yaml_records_what_ran_and_rebuilds_rl_games_agent(trained, tmp_p
     assert agent.batch_size == agent.minibatch_size == 64 * 16
 
 
-def test_every_observer_of_a_trainer_hears_every_epoch(tmp_path, monkeypatch):
-    """Observers are a list: one more (a W&B logger, say) is added without touching the others."""
+def train_with_observers(experiment: str, observers: list, *overrides: str) -> None:
+    """Train Cartpole on the CPU in this process, from the current folder, as train.py's trainer does, with these
+    observers (which the test then reads)."""
     from conftest import compose_config
 
     from harness.config import prepare_config
+    from harness.rl.trainer import build_trainer, rl_games_params
+
+    cfg = prepare_config(compose_config("task=Cartpole", *CPU, *overrides))
+    trainer = build_trainer(cfg, rl_games_params(cfg, experiment), observers)
+    trainer.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+
+
+def test_every_observer_of_a_trainer_hears_every_epoch(tmp_path, monkeypatch):
+    """Observers are a list: one more (a W&B logger, say) is added without touching the others."""
     from harness.rl.progress import ProgressObserver
     from harness.rl.seam import AlgoObserver
-    from harness.rl.trainer import build_trainer, rl_games_params
 
     class Recorder(AlgoObserver):
         def __init__(self) -> None:
@@ -209,11 +218,10 @@ def test_every_observer_of_a_trainer_hears_every_epoch(tmp_path, monkeypatch):
             self.events.append(epoch_num)
 
     monkeypatch.chdir(tmp_path)
-    tiny = ["task=Cartpole", "num_envs=16", "max_iterations=2", *CPU, "train.params.config.minibatch_size=256"]
-    cfg = prepare_config(compose_config(*tiny))
     progress, recorder = ProgressObserver(), Recorder()
-    trainer = build_trainer(cfg, rl_games_params(cfg, "observed"), [progress, recorder])
-    trainer.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+    train_with_observers(
+        "observed", [progress, recorder], "num_envs=16", "max_iterations=2", "train.params.config.minibatch_size=256"
+    )
     assert recorder.events == ["init", 1, 2]
     assert len(progress.steps_per_s) == 2
 
@@ -222,18 +230,13 @@ def test_every_epochs_speed_is_timed_over_that_epoch_the_last_too(tmp_path, monk
     """An epoch is reported after the next is queued (on the CPU: has run) and the last straight after the one before,
     so timing the reports would make the last epoch look many times faster than the others (396,045 against about
     11,000 steps/s on two CPU cores): each epoch is timed to when its rollout had ended instead."""
-    from conftest import compose_config
-
-    from harness.config import prepare_config
     from harness.rl.progress import ProgressObserver
-    from harness.rl.trainer import build_trainer, rl_games_params
 
     monkeypatch.chdir(tmp_path)
-    tiny = ["task=Cartpole", "num_envs=256", "max_iterations=6", *CPU, "train.params.config.minibatch_size=4096"]
-    cfg = prepare_config(compose_config(*tiny))
     progress = ProgressObserver()
-    trainer = build_trainer(cfg, rl_games_params(cfg, "timed"), [progress])
-    trainer.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+    train_with_observers(
+        "timed", [progress], "num_envs=256", "max_iterations=6", "train.params.config.minibatch_size=4096"
+    )
     *middle, last = progress.steps_per_s[1:]  # (the first epoch also builds the agent's graphs and tensors)
     assert last < 3 * statistics.median(middle), progress.steps_per_s
 
@@ -242,12 +245,8 @@ def test_an_epoch_is_reported_once_the_next_is_queued_with_its_own_episodes(tmp_
     """The epoch's report (TensorBoard, the progress line) is host work that must not leave the GPU idle: it is made
     once the next epoch's rollout and update are queued and before that epoch's episodes are counted, so it shows the
     meters as they were at its own epoch's end; the last epoch is reported when the run stops."""
-    from conftest import compose_config
-
-    from harness.config import prepare_config
     from harness.rl.rollout import SyncFreeRollout
     from harness.rl.seam import AlgoObserver
-    from harness.rl.trainer import build_trainer, rl_games_params
     from harness.rl.update import SyncFreeUpdate
 
     events, counted, reported = [], [], []
@@ -274,10 +273,9 @@ def test_an_epoch_is_reported_once_the_next_is_queued_with_its_own_episodes(tmp_
     monkeypatch.setattr(SyncFreeUpdate, "queue_epoch", queued)
     monkeypatch.setattr(SyncFreeRollout, "record_finished_episodes", recorded)
     monkeypatch.chdir(tmp_path)
-    tiny = ["task=Cartpole", "num_envs=16", "max_iterations=4", *CPU, "train.params.config.minibatch_size=256"]
-    cfg = prepare_config(compose_config(*tiny))
-    trainer = build_trainer(cfg, rl_games_params(cfg, "reported"), [Recorder()])
-    trainer.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+    train_with_observers(
+        "reported", [Recorder()], "num_envs=16", "max_iterations=4", "train.params.config.minibatch_size=256"
+    )
     assert events == ["queued", "counted", "queued", 1, "counted", "queued", 2, "counted", "queued", 3, "counted", 4]
     assert reported == counted and any(r is not None for r in reported), (reported, counted)
 
